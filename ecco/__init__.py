@@ -1,0 +1,150 @@
+"""ecco: see what a transformer language model is "thinking".
+
+Load a model with :func:`from_pretrained` (a hub id, a local folder, or one of the bundled
+offline models ``"smollm2-135m"`` and ``"minilm-l6"``) or wrap one you already have with
+:func:`from_model`; then ``lm.generate(...)`` or ``lm(text)`` returns an
+:class:`~ecco.output.OutputSeq` whose methods render interactive views.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from .io import load
+from .lm import LM
+from .models.bundled import ALIASES, load_bundled, resolve_alias
+from .models.registry import ArchitectureError
+from .output import OutputSeq
+
+__version__ = "0.2.0.dev0"
+__all__ = ["LM", "OutputSeq", "ArchitectureError", "from_pretrained", "from_model", "load", "__version__"]
+
+_CONFIG_KWARGS = ("revision", "trust_remote_code", "cache_dir", "token", "local_files_only", "gguf_file")
+_AUTO_BY_TYPE = {"causal": AutoModelForCausalLM, "mlm": AutoModelForMaskedLM, "enc-dec": AutoModelForSeq2SeqLM}
+
+
+def _auto_class(name_or_path: str, model_config: Mapping | None, kwargs: dict[str, Any]) -> type:
+    """The transformers auto class for a checkpoint: Ecco's ``type`` if given, else from its config."""
+    if model_config and model_config.get("type") in _AUTO_BY_TYPE:
+        return _AUTO_BY_TYPE[model_config["type"]]
+    config = AutoConfig.from_pretrained(name_or_path, **{k: kwargs[k] for k in _CONFIG_KWARGS if k in kwargs})
+    if getattr(config, "is_encoder_decoder", False):
+        return AutoModelForSeq2SeqLM
+    architectures = getattr(config, "architectures", None) or []
+    if any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in architectures):
+        return AutoModelForMaskedLM
+    if any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in architectures):
+        return AutoModelForCausalLM
+    for auto in (AutoModelForCausalLM, AutoModelForMaskedLM):
+        if type(config) in auto._model_mapping:
+            return auto
+    return AutoModel
+
+
+def _lm_flags(
+    activations: bool,
+    attention: bool,
+    hidden_states: bool,
+    activations_layer_nums: Sequence[int] | None,
+    verbose: bool,
+    model_config: Mapping | None,
+    store_dtype: str | torch.dtype,
+) -> dict[str, Any]:
+    return dict(
+        activations=activations,
+        attention=attention,
+        hidden_states=hidden_states,
+        activations_layer_nums=activations_layer_nums,
+        verbose=verbose,
+        model_config=model_config,
+        store_dtype=store_dtype,
+    )
+
+
+def from_pretrained(
+    name_or_path: str,
+    activations: bool = False,
+    attention: bool = False,
+    hidden_states: bool = True,
+    activations_layer_nums: Sequence[int] | None = None,
+    verbose: bool = True,
+    gpu: bool = True,
+    model_config: Mapping | None = None,
+    store_dtype: str | torch.dtype = "float32",
+    **kwargs: Any,
+) -> LM:
+    """Load a model and its tokenizer and wrap them in an :class:`LM`.
+
+    ``name_or_path`` is a bundled alias (``"smollm2-135m"``, ``"minilm-l6"``; offline), a
+    local folder or a hub id. Ecco's flags choose what is captured; ``gpu`` moves the model
+    to CUDA when one is available (ignored with ``device_map``). Other keyword arguments
+    (``dtype``/``torch_dtype``, ``device_map``, ``revision``, ``trust_remote_code``,
+    ``gguf_file``, ...) go to transformers' ``from_pretrained``.
+    """
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise ValueError("from_pretrained needs a model name: an alias, a local folder or a hub id.")
+    if "torch_dtype" in kwargs:
+        kwargs.setdefault("dtype", kwargs.pop("torch_dtype"))
+    if attention:
+        kwargs.setdefault("attn_implementation", "eager")
+    bundled = resolve_alias(name_or_path)
+    if bundled is not None:
+        model, tokenizer = load_bundled(bundled.alias, **kwargs)
+        name = bundled.alias
+    else:
+        try:
+            auto = _auto_class(name_or_path, model_config, kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(
+                name_or_path, **{k: kwargs[k] for k in _CONFIG_KWARGS if k in kwargs}
+            )
+            model = auto.from_pretrained(name_or_path, **kwargs)
+        except OSError as error:
+            raise ValueError(
+                f"Could not load {name_or_path!r}: it is not a bundled alias ({', '.join(ALIASES)}), "
+                f"and transformers could not load it as a local folder or hub id ({error}). Check the "
+                "name, or the network if it is a hub id."
+            ) from error
+        name = name_or_path
+    if gpu and "device_map" not in kwargs and torch.cuda.is_available():
+        model = model.to("cuda")
+    return LM(
+        model.eval(),
+        tokenizer,
+        model_name=name,
+        **_lm_flags(activations, attention, hidden_states, activations_layer_nums, verbose, model_config, store_dtype),
+    )
+
+
+def from_model(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    activations: bool = False,
+    attention: bool = False,
+    hidden_states: bool = True,
+    activations_layer_nums: Sequence[int] | None = None,
+    verbose: bool = True,
+    model_config: Mapping | None = None,
+    store_dtype: str | torch.dtype = "float32",
+    model_name: str | None = None,
+) -> LM:
+    """Wrap a model already in memory. The model is not moved or modified; every ecco call
+    switches it to eval mode (and eager attention if ``attention=True``) only for its duration.
+    """
+    return LM(
+        model,
+        tokenizer,
+        model_name=model_name,
+        **_lm_flags(activations, attention, hidden_states, activations_layer_nums, verbose, model_config, store_dtype),
+    )

@@ -1,0 +1,77 @@
+"""Save and load an OutputSeq: one safetensors file, no pickle.
+
+Format (version 1): every array is a tensor named ``<field>.<key>`` (``activations.decoder``,
+``hidden_states.encoder``, ``attention.cross``, ...) or ``<field>`` (``token_probs``); the
+file's string metadata holds ``ecco`` = a JSON document with the format version, the model
+name and kind, layer counts, the activation layer numbers and, per sequence, its token ids,
+readable tokens and flags. Arrays come back bit-exactly, in their stored dtype.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .output import OutputSeq, SequenceMeta
+
+FORMAT_VERSION = 1
+_DICT_FIELDS = ("activations", "hidden_states", "attention")
+_TENSOR_FIELDS = ("token_probs", "token_entropy")
+
+
+def save(output: OutputSeq, path: str | Path) -> Path:
+    """Write ``output`` to ``path`` (conventionally ``*.ecco.safetensors``)."""
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    for name in _DICT_FIELDS:
+        for key, value in getattr(output, name).items():
+            tensors[f"{name}.{key}"] = torch.as_tensor(value).contiguous()
+    for name in _TENSOR_FIELDS:
+        value = getattr(output, name)
+        if value is not None:
+            tensors[name] = value.contiguous()
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "model_name": output.model_name,
+        "kind": output.kind,
+        "n_layers": output.n_layers,
+        "activation_layers": output.activation_layers,
+        "sequences": [asdict(s) for s in output.sequences],
+    }
+    save_file(tensors, str(path), metadata={"ecco": json.dumps(meta)})
+    return path
+
+
+def load(path: str | Path) -> OutputSeq:
+    """Read an OutputSeq written by :func:`save`."""
+    path = Path(path)
+    with safe_open(str(path), framework="pt") as handle:
+        header = handle.metadata() or {}
+        if "ecco" not in header:
+            raise ValueError(f"{path} is not an ecco output file (no 'ecco' metadata).")
+        meta = json.loads(header["ecco"])
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path} has ecco format version {meta.get('format_version')}; this ecco reads version "
+                f"{FORMAT_VERSION}."
+            )
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    fields: dict = {name: {} for name in _DICT_FIELDS}
+    for name, tensor in tensors.items():
+        field_name, _, key = name.partition(".")
+        if field_name in _DICT_FIELDS:
+            fields[field_name][key] = tensor.numpy() if field_name == "activations" else tensor
+        else:
+            fields[field_name] = tensor
+    return OutputSeq(
+        model_name=meta["model_name"],
+        kind=meta["kind"],
+        n_layers=meta["n_layers"],
+        sequences=[SequenceMeta(**s) for s in meta["sequences"]],
+        activation_layers=meta["activation_layers"],
+        **fields,
+    )

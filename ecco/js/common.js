@@ -1,0 +1,150 @@
+/* ecco: shared helpers for every view. Safe to include any number of times on one page. */
+(function () {
+  "use strict";
+  var ecco = (window.ecco = window.ecco || {});
+  ecco.views = ecco.views || {};
+  var util = (ecco.util = ecco.util || {});
+
+  function define(name, value) {
+    if (!(name in util)) util[name] = value;
+  }
+
+  function append(node, children) {
+    if (children === null || children === undefined) return;
+    if (Array.isArray(children)) children.forEach(function (c) { append(node, c); });
+    else if (children instanceof Node) node.appendChild(children);
+    else node.appendChild(document.createTextNode(String(children)));
+  }
+
+  /* el(tag, attrs, children) -> Element.
+   * attrs: "class" (string), "style" (object), "dataset" (object), "on<event>" (function),
+   * anything else is an attribute (true -> present, null/undefined/false -> absent).
+   * children: a string, a Node, null, or an array of those; strings become text, never HTML. */
+  define("el", function (tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      var value = attrs[key];
+      if (value === null || value === undefined || value === false) return;
+      if (key === "class") node.className = value;
+      else if (key === "style") Object.assign(node.style, value);
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.slice(0, 2) === "on" && typeof value === "function") node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    });
+    append(node, children);
+    return node;
+  });
+
+  /* tokenNodes(text) -> Node[]: token text for display. Newlines, tabs and carriage returns show
+   * as "\n", "\t", "\r" markers; the element's textContent is still exactly `text`. */
+  var CONTROL = { "\n": "\\n", "\t": "\\t", "\r": "\\r" };
+  define("tokenNodes", function (text) {
+    var nodes = [], run = "";
+    text = String(text);
+    for (var i = 0; i < text.length; i++) {
+      var glyph = CONTROL[text[i]];
+      if (!glyph) { run += text[i]; continue; }
+      if (run) nodes.push(document.createTextNode(run));
+      run = "";
+      nodes.push(util.el("span", { class: "ecco-ctrl", "data-glyph": glyph }, util.el("span", { hidden: true }, text[i])));
+    }
+    if (run) nodes.push(document.createTextNode(run));
+    return nodes;
+  });
+
+  /* Put a position:fixed element next to `anchor` (below it, or above when there is no room),
+   * correcting for ancestors that become the containing block of fixed elements. */
+  function place(tip, anchor) {
+    var a = anchor.getBoundingClientRect(), gap = 6, margin = 4;
+    var vw = document.documentElement.clientWidth, vh = document.documentElement.clientHeight;
+    var w = tip.offsetWidth, h = tip.offsetHeight;
+    var x = Math.max(margin, Math.min(a.left, vw - w - margin));
+    var y = a.bottom + gap + h > vh && a.top - gap - h >= 0 ? a.top - gap - h : a.bottom + gap;
+    tip.style.left = "0px";
+    tip.style.top = "0px";
+    var origin = tip.getBoundingClientRect();
+    tip.style.left = x - origin.left + "px";
+    tip.style.top = y - origin.top + "px";
+  }
+
+  /* tooltip(root) -> {element, show(anchor, content), hide()}: the one tooltip of a view root.
+   * content is anything el() accepts as children. */
+  define("tooltip", function (root) {
+    if (root.eccoTooltip && root.contains(root.eccoTooltip.element)) return root.eccoTooltip;
+    var tip = util.el("div", { class: "ecco-tooltip", role: "tooltip", hidden: true });
+    root.appendChild(tip);
+    root.eccoTooltip = {
+      element: tip,
+      show: function (anchor, content) {
+        tip.textContent = "";
+        append(tip, content);
+        tip.hidden = false;
+        place(tip, anchor);
+      },
+      hide: function () { tip.hidden = true; }
+    };
+    return root.eccoTooltip;
+  });
+
+  /* hoverTooltip(root, selector, content) -> tooltip: while the pointer is over an element of
+   * `root` matching `selector`, show content(element) in the root's tooltip. */
+  define("hoverTooltip", function (root, selector, content) {
+    var tip = util.tooltip(root);
+    root.addEventListener("mouseover", function (event) {
+      var target = event.target.closest(selector);
+      if (target && root.contains(target)) tip.show(target, content(target));
+    });
+    root.addEventListener("mouseout", function (event) {
+      var target = event.target.closest(selector);
+      if (target && !target.contains(event.relatedTarget)) tip.hide();
+    });
+    return tip;
+  });
+
+  /* tooltipRow(key, value) -> Element: one "key value" line for tooltip content. */
+  define("tooltipRow", function (key, value) {
+    return util.el("div", { class: "ecco-tooltip-row" }, [
+      util.el("span", { class: "ecco-tooltip-key" }, key), " ", util.el("span", {}, String(value))
+    ]);
+  });
+
+  /* Colour schemes for colorScale: "stops" are opaque sequential RGB stops; a "tint" is one RGB
+   * colour whose opacity grows with the value (reads well on light and dark backgrounds). */
+  define("schemes", {
+    viridis: { stops: [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]] },
+    blue: { tint: [45, 112, 230] },
+    orange: { tint: [240, 120, 20] }
+  });
+
+  function rgbAt(stops, v) {
+    var pos = v * (stops.length - 1), i = Math.min(Math.floor(pos), stops.length - 2), f = pos - i;
+    return [0, 1, 2].map(function (k) { return Math.round(stops[i][k] + (stops[i + 1][k] - stops[i][k]) * f); });
+  }
+
+  function scheme(name) {
+    var s = util.schemes[name || "viridis"];
+    if (!s) throw new Error("ecco: unknown colour scheme " + name);
+    return s;
+  }
+
+  function clamp01(value) { return Math.min(1, Math.max(0, value)); }
+
+  /* colorScale(value, scheme = "viridis") -> CSS colour for value in [0, 1] (clamped);
+   * "transparent" for NaN or a non-number. */
+  define("colorScale", function (value, name) {
+    var s = scheme(name);
+    if (typeof value !== "number" || isNaN(value)) return "transparent";
+    var v = clamp01(value);
+    if (s.tint) return "rgba(" + s.tint.join(", ") + ", " + (0.85 * v).toFixed(3) + ")";
+    return "rgb(" + rgbAt(s.stops, v).join(", ") + ")";
+  });
+
+  /* textColor(value, scheme = "viridis") -> "#000" or "#fff", whichever reads better on
+   * colorScale(value, scheme); "" (inherit the theme's colour) for tints and non-numbers. */
+  define("textColor", function (value, name) {
+    var s = scheme(name);
+    if (s.tint || typeof value !== "number" || isNaN(value)) return "";
+    var c = rgbAt(s.stops, clamp01(value));
+    return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] > 150 ? "#000" : "#fff";
+  });
+})();

@@ -1,0 +1,1 @@
+"""Model loading: architecture specs, the registry, and the bundled offline models."""

@@ -1,0 +1,331 @@
+"""Resolve a loaded transformers model to a :class:`ModelSpec`.
+
+Three sources, in order of precedence:
+
+1. ``model_config`` given by the user (Ecco's dict form, plus optional ``blocks``,
+   ``final_norm`` and ``lm_head`` paths);
+2. the registry of known architectures, keyed by the transformers ``*PreTrainedModel``
+   class that every head class of a family derives from;
+3. discovery from the module tree, for classes the registry does not know.
+
+Anything that cannot be resolved raises :class:`ArchitectureError` naming what is
+missing and how to pass it in ``model_config``.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from torch import nn
+
+from .spec import KINDS, ArchSpec, Kind, ModelSpec, Stack, StackSpec
+
+
+class ArchitectureError(ValueError):
+    """The model's architecture could not be resolved."""
+
+
+_REGISTRY: dict[str, ArchSpec] = {}
+
+
+def register(spec: ArchSpec, *class_names: str) -> None:
+    """Register ``spec`` for models deriving from any of ``class_names``."""
+    for name in class_names:
+        _REGISTRY[name] = spec
+
+
+_LLAMA = ArchSpec("llama", (StackSpec("layers", "mlp.down_proj", "norm"),))
+_BERT = ArchSpec("bert", (StackSpec("encoder.layer", "output.dense", None, False),))
+_GPT2 = ArchSpec("gpt2", (StackSpec("h", "mlp.c_proj", "ln_f"),))
+_BART = ArchSpec(
+    "bart",
+    (
+        StackSpec("encoder.layers", "fc2", "encoder.layer_norm", False),
+        StackSpec("decoder.layers", "fc2", "decoder.layer_norm", False),
+    ),
+)
+register(_GPT2, "GPT2PreTrainedModel", "GPTNeoPreTrainedModel")
+register(ArchSpec("gptj", (StackSpec("h", "mlp.fc_out", "ln_f"),)), "GPTJPreTrainedModel")
+register(
+    ArchSpec("gpt-neox", (StackSpec("layers", "mlp.dense_4h_to_h", "final_layer_norm"),)),
+    "GPTNeoXPreTrainedModel",
+)
+register(
+    ArchSpec("opt", (StackSpec("decoder.layers", "fc2", "decoder.final_layer_norm"),)),
+    "OPTPreTrainedModel",
+)
+register(
+    _LLAMA,
+    "LlamaPreTrainedModel",
+    "MistralPreTrainedModel",
+    "Qwen2PreTrainedModel",
+    "Qwen3PreTrainedModel",
+    "GemmaPreTrainedModel",
+    "Gemma2PreTrainedModel",
+    "SmolLM3PreTrainedModel",
+    "OlmoPreTrainedModel",
+    "Phi3PreTrainedModel",
+)
+register(_BERT, "BertPreTrainedModel", "RobertaPreTrainedModel", "ElectraPreTrainedModel")
+register(
+    ArchSpec("distilbert", (StackSpec("transformer.layer", "ffn.lin2", None, False),)),
+    "DistilBertPreTrainedModel",
+)
+register(
+    ArchSpec(
+        "t5",
+        (
+            StackSpec("encoder.block", "layer.1.DenseReluDense.wo", "encoder.final_layer_norm"),
+            StackSpec("decoder.block", "layer.2.DenseReluDense.wo", "decoder.final_layer_norm"),
+        ),
+    ),
+    "T5PreTrainedModel",
+    "MT5PreTrainedModel",
+)
+register(
+    _BART,
+    "BartPreTrainedModel",
+    "MBartPreTrainedModel",
+    "PegasusPreTrainedModel",
+    "MarianPreTrainedModel",
+)
+
+# Discovery: names of FFN output projections and final norms seen across transformers.
+_FFN_OUT_NAMES = (
+    "mlp.down_proj", "mlp.c_proj", "mlp.fc_out", "mlp.dense_4h_to_h", "mlp.fc2",
+    "feed_forward.w2", "output.dense", "ffn.lin2", "fc2",
+)
+_FINAL_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "layer_norm", "norm_f")
+_CONFIG_HELP = (
+    "Pass model_config={'type': 'causal'|'mlm'|'enc-dec', 'activations': [regex of the FFN "
+    "output projection, e.g. 'mlp\\\\.down_proj'], 'blocks': 'model.layers', "
+    "'final_norm': 'model.norm'} to ecco.from_pretrained / ecco.from_model."
+)
+
+
+def get_module(root: nn.Module, path: str) -> nn.Module | None:
+    """Follow a dotted path (integer parts index ModuleLists, negatives allowed)."""
+    module: nn.Module | None = root
+    for part in path.split("."):
+        if module is None:
+            return None
+        if re.fullmatch(r"-?\d+", part) and isinstance(module, (nn.ModuleList, nn.Sequential)):
+            index = int(part)
+            module = module[index] if -len(module) <= index < len(module) else None
+        else:
+            module = getattr(module, part, None)
+            if module is not None and not isinstance(module, nn.Module):
+                return None
+    return module
+
+
+def model_kind(model: nn.Module) -> Kind:
+    """causal / masked / enc-dec, from the model's config and generation ability."""
+    config = getattr(model, "config", None)
+    if getattr(config, "is_encoder_decoder", False):
+        return "enc-dec"
+    can_generate = getattr(model, "can_generate", None)
+    return "causal" if callable(can_generate) and can_generate() else "masked"
+
+
+def _stack_names(kind: Kind) -> tuple[str, ...]:
+    if kind == "enc-dec":
+        return ("encoder", "decoder")
+    return ("decoder",) if kind == "causal" else ("encoder",)
+
+
+def _lookup(model: nn.Module) -> ArchSpec | None:
+    for cls in type(model).__mro__:
+        if cls.__name__ in _REGISTRY:
+            return _REGISTRY[cls.__name__]
+    return None
+
+
+def _resolve_stack(base: nn.Module, spec: StackSpec, name: str, model: nn.Module) -> Stack | None:
+    blocks = get_module(base, spec.blocks)
+    if not isinstance(blocks, (nn.ModuleList, nn.Sequential)):
+        return None
+    ffn = [get_module(block, spec.ffn_out) for block in blocks]
+    if any(m is None for m in ffn):
+        raise ArchitectureError(
+            f"{type(model).__name__}: the FFN output projection '{spec.ffn_out}' is missing "
+            f"from some blocks of '{spec.blocks}'. {_CONFIG_HELP}"
+        )
+    norm = get_module(base, spec.final_norm) if spec.final_norm else None
+    if spec.final_norm and norm is None and spec.final_norm_required:
+        raise ArchitectureError(
+            f"{type(model).__name__}: the final norm '{spec.final_norm}' was not found. {_CONFIG_HELP}"
+        )
+    return Stack(name, list(blocks), ffn, norm)
+
+
+def _hidden_size(model: nn.Module) -> int | None:
+    config = getattr(model, "config", None)
+    for attr in ("hidden_size", "d_model", "n_embd", "dim"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _linear_dims(module: nn.Module) -> tuple[int, int] | None:
+    """(in, out) of a Linear or a GPT-2 style Conv1D."""
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    if type(module).__name__ == "Conv1D" and hasattr(module, "weight"):
+        return tuple(module.weight.shape)  # type: ignore[return-value]
+    return None
+
+
+def _discover_ffn_out(block: nn.Module, hidden: int | None) -> str | None:
+    for name in _FFN_OUT_NAMES:
+        if get_module(block, name) is not None:
+            return name
+    # Fallback: the last projection that maps a wider space back to the hidden size.
+    found = None
+    for name, module in block.named_modules():
+        dims = _linear_dims(module)
+        if dims and hidden and dims[1] == hidden and dims[0] > hidden:
+            found = name
+    return found
+
+
+def _discover(model: nn.Module, kind: Kind) -> ArchSpec | None:
+    base = model.base_model
+    lists = [
+        (name, module)
+        for name, module in base.named_modules()
+        if isinstance(module, nn.ModuleList)
+        and len(module) > 0
+        and len({type(m) for m in module}) == 1
+    ]
+    # Keep only top-level stacks: lists of modules that themselves hold sub-layers.
+    lists = [(n, m) for n, m in lists if not any(n.startswith(o + ".") for o, _ in lists)]
+    if kind == "enc-dec":
+        chosen = [next(((n, m) for n, m in lists if part in n), None) for part in ("encoder", "decoder")]
+        if None in chosen:
+            return None
+    else:
+        if not lists:
+            return None
+        chosen = [max(lists, key=lambda item: len(item[1]))]
+    hidden = _hidden_size(model)
+    stacks = []
+    for path, blocks in chosen:  # type: ignore[misc]
+        ffn = _discover_ffn_out(blocks[0], hidden)
+        if ffn is None:
+            raise ArchitectureError(
+                f"{type(model).__name__}: found the blocks at '{path}' but not their FFN output "
+                f"projection. {_CONFIG_HELP}"
+            )
+        container = path.rsplit(".", 1)[0] + "." if "." in path else ""
+        norm = next(
+            (container + n for n in _FINAL_NORM_NAMES if get_module(base, container + n) is not None),
+            None,
+        )
+        stacks.append(StackSpec(path, ffn, norm, False))
+    return ArchSpec(f"discovered:{type(model).__name__}", tuple(stacks))
+
+
+def _config_module(model: nn.Module, config: Mapping, key: str, stack: str) -> nn.Module | None:
+    """A module named in model_config: a path, or a dict of paths keyed by stack name."""
+    path = config.get(key)
+    if isinstance(path, Mapping):
+        path = path.get(stack)
+    if not isinstance(path, str):
+        return None
+    module = get_module(model, path)
+    if module is None:
+        raise ArchitectureError(f"model_config {key!r}: no module at {path!r} in {type(model).__name__}.")
+    return module
+
+
+def _from_model_config(model: nn.Module, config: Mapping, kind: Kind) -> ModelSpec:
+    """Ecco's ``model_config``: FFN modules matched by regex, ordered by layer number."""
+    patterns = config.get("activations")
+    if not patterns:
+        raise ArchitectureError(
+            "model_config needs an 'activations' entry: a list of regular expressions matching "
+            f"the FFN output projection modules. {_CONFIG_HELP}"
+        )
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    matches = [
+        (name, module)
+        for name, module in model.named_modules()
+        if name and any(re.search(p, name) for p in patterns)
+    ]
+    if not matches:
+        raise ArchitectureError(
+            f"model_config 'activations' {patterns} matched no module of {type(model).__name__}."
+        )
+    names = _stack_names(kind)
+    stacks: dict[str, Stack] = {}
+    for stack_name in names:
+        selected = [
+            (name, module)
+            for name, module in matches
+            if len(names) == 1 or stack_name in name
+        ]
+        selected.sort(key=lambda item: [int(n) for n in re.findall(r"\d+", item[0])])
+        blocks = _config_module(model, config, "blocks", stack_name)
+        norm = _config_module(model, config, "final_norm", stack_name)
+        block_list = list(blocks) if blocks is not None else [m for _, m in selected]
+        stacks[stack_name] = Stack(stack_name, block_list, [m for _, m in selected], norm)
+    embedding_path = config.get("embedding", "")
+    embeddings = get_module(model, re.sub(r"\.weight$", "", embedding_path)) if embedding_path else None
+    head_path = config.get("lm_head")
+    head = get_module(model, head_path) if isinstance(head_path, str) else model.get_output_embeddings()
+    return ModelSpec(
+        arch=f"model_config:{type(model).__name__}",
+        kind=kind,
+        embeddings=embeddings or model.get_input_embeddings(),
+        stacks=stacks,
+        lm_head=head,
+        token_prefix=config.get("token_prefix"),
+        partial_token_prefix=config.get("partial_token_prefix"),
+    )
+
+
+def _config_kind(config: Mapping | None) -> Kind | None:
+    if not config or "type" not in config:
+        return None
+    kind = {"mlm": "masked", "encoder": "masked"}.get(config["type"], config["type"])
+    if kind not in KINDS:
+        raise ArchitectureError(
+            f"model_config type {config['type']!r} is not one of 'causal', 'mlm', 'enc-dec'."
+        )
+    return kind  # type: ignore[return-value]
+
+
+def resolve(model: nn.Module, model_config: Mapping | None = None) -> ModelSpec:
+    """Resolve ``model`` to a :class:`ModelSpec` (see the module docstring)."""
+    kind = _config_kind(model_config) or model_kind(model)
+    if model_config and model_config.get("activations"):
+        return _from_model_config(model, model_config, kind)
+    arch = _lookup(model) or _discover(model, kind)
+    if arch is None:
+        raise ArchitectureError(
+            f"Could not find the transformer blocks of {type(model).__name__} "
+            f"(kind {kind!r}). {_CONFIG_HELP}"
+        )
+    base = model.base_model
+    resolved = [s for s in (_resolve_stack(base, spec, "", model) for spec in arch.stacks) if s]
+    names = _stack_names(kind)
+    if len(resolved) != len(names):
+        raise ArchitectureError(
+            f"{type(model).__name__} ({arch.name}) is {kind!r} and needs {len(names)} stack(s) of "
+            f"blocks, found {len(resolved)}. {_CONFIG_HELP}"
+        )
+    stacks = {}
+    for name, stack in zip(names, resolved):
+        stack.name = name
+        stacks[name] = stack
+    return ModelSpec(
+        arch=arch.name,
+        kind=kind,
+        embeddings=model.get_input_embeddings(),
+        stacks=stacks,
+        lm_head=model.get_output_embeddings(),
+        token_prefix=(model_config or {}).get("token_prefix"),
+        partial_token_prefix=(model_config or {}).get("partial_token_prefix"),
+    )

@@ -1,0 +1,162 @@
+"""OutputSeq: what one ecco call captured, plus thin view methods that delegate."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from .render import View
+from .tokens import describe_tokens
+
+
+@dataclass
+class SequenceMeta:
+    """One batch item: its token ids and how to show them."""
+
+    token_ids: list[int]
+    n_input_tokens: int
+    tokens: list[str]
+    continues_word: list[bool]
+    special: list[bool]
+
+    @classmethod
+    def from_ids(cls, tokenizer: PreTrainedTokenizerBase, ids: list[int], n_input: int) -> SequenceMeta:
+        text = describe_tokens(tokenizer, ids)
+        return cls(list(ids), int(n_input), text.text, text.continues_word, text.special)
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+
+@dataclass
+class OutputSeq:
+    """Tokens and captures of one call (a prompt or a batch).
+
+    Arrays follow Ecco's layouts, with the batch first and every sequence starting at
+    position 0 (shorter items padded at the end; ``lengths`` says where each ends):
+
+    - ``activations[stack]``: numpy (batch, layers, neurons, positions), layers as listed in
+      ``activation_layers[stack]`` (numeric order);
+    - ``hidden_states[stack]``: torch (batch, layers + 1, positions, hidden), index 0 the
+      embeddings, the last already through the model's final norm (as transformers gives it);
+    - ``attention['encoder'|'decoder'|'cross']``: torch (batch, layers, heads, queries, keys);
+    - ``token_probs`` / ``token_entropy``: (batch, generated) probability of each generated
+      token and entropy (nats) of the next-token distribution it was drawn from, from the
+      model's raw logits (before temperature or top-k/p); NaN past an item's end.
+
+    ``stack`` is 'decoder' for causal models, 'encoder' for encoders, both for
+    encoder-decoder models, whose token lists hold the encoder tokens then the decoder's.
+    """
+
+    model_name: str
+    kind: str
+    n_layers: dict[str, int]
+    sequences: list[SequenceMeta]
+    activations: dict[str, np.ndarray] = field(default_factory=dict)
+    activation_layers: dict[str, list[int]] = field(default_factory=dict)
+    hidden_states: dict[str, torch.Tensor] = field(default_factory=dict)
+    attention: dict[str, torch.Tensor] = field(default_factory=dict)
+    token_probs: torch.Tensor | None = None
+    token_entropy: torch.Tensor | None = None
+    attribution: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------ Ecco's names
+    @property
+    def tokens(self) -> list[list[str]]:
+        """Readable token strings, one list per batch item."""
+        return [s.tokens for s in self.sequences]
+
+    @property
+    def token_ids(self) -> torch.Tensor:
+        """(batch, positions) token ids, right-padded with -1 past each item's length."""
+        out = torch.full((len(self.sequences), max(self.lengths)), -1, dtype=torch.long)
+        for row, seq in enumerate(self.sequences):
+            out[row, : len(seq)] = torch.tensor(seq.token_ids)
+        return out
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(s) for s in self.sequences]
+
+    @property
+    def n_input_tokens(self) -> int | list[int]:
+        """Prompt length (encoder length for encoder-decoder models); a list for a batch
+        whose prompts differ in length."""
+        counts = [s.n_input_tokens for s in self.sequences]
+        return counts[0] if len(set(counts)) == 1 else counts
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.sequences)
+
+    @property
+    def decoder_hidden_states(self) -> torch.Tensor | None:
+        return self.hidden_states.get("decoder")
+
+    @property
+    def encoder_hidden_states(self) -> torch.Tensor | None:
+        return self.hidden_states.get("encoder")
+
+    @property
+    def output_text(self) -> list[str]:
+        """The generated text of each item (empty for forward-only outputs)."""
+        return ["".join(s.tokens[s.n_input_tokens :]) for s in self.sequences]
+
+    def __str__(self) -> str:
+        return "\n".join("".join(s.tokens) for s in self.sequences)
+
+    def __repr__(self) -> str:
+        captured = [name for name in ("activations", "hidden_states", "attention") if getattr(self, name)]
+        return (
+            f"OutputSeq(model={self.model_name!r}, kind={self.kind}, batch={self.batch_size}, "
+            f"lengths={self.lengths}, captured={captured})"
+        )
+
+    # ------------------------------------------------------------------ checks
+    def check_sequence(self, sequence: int) -> SequenceMeta:
+        """The batch item ``sequence``, with a clear error when it does not exist."""
+        if not isinstance(sequence, int) or not 0 <= sequence < self.batch_size:
+            raise ValueError(
+                f"sequence={sequence!r} is out of range: this output holds {self.batch_size} "
+                f"sequence(s), numbered 0..{self.batch_size - 1}."
+            )
+        return self.sequences[sequence]
+
+    # ------------------------------------------------------------------- views
+    def tokens_view(self, sequence: int = 0) -> View:
+        """The token sequence: prompt vs generated tokens; hover shows id and position."""
+        seq = self.check_sequence(sequence)
+        data = {
+            "tokens": [
+                {
+                    "text": text,
+                    "id": token_id,
+                    "position": position,
+                    "is_input": position < seq.n_input_tokens,
+                    "continues_word": continues,
+                    "special": special,
+                }
+                for position, (text, token_id, continues, special) in enumerate(
+                    zip(seq.tokens, seq.token_ids, seq.continues_word, seq.special)
+                )
+            ],
+            "n_input_tokens": seq.n_input_tokens,
+            "title": f"{self.model_name} · sequence {sequence}" if self.batch_size > 1 else self.model_name,
+        }
+        return View("tokens", data)
+
+    def _repr_html_(self) -> str:
+        return "".join(self.tokens_view(i).html for i in range(self.batch_size))
+
+    def save_html(self, path: str | Path, sequence: int = 0) -> Path:
+        """Write the token view of one sequence as a standalone HTML file."""
+        return self.tokens_view(sequence).save_html(path)
+
+    def save(self, path: str | Path) -> Path:
+        """Save every array and the metadata to one safetensors file (see :mod:`ecco.io`)."""
+        from .io import save
+
+        return save(self, path)

@@ -1,0 +1,54 @@
+"""Shared fixtures: offline mode, tiny random models, and helpers for reference computations."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tests import tiny  # noqa: E402
+
+# FFN output projections per tiny architecture, written out here independently of ecco's
+# registry so that tests compare ecco against the model, not against itself.
+FFN_PATHS = {
+    "gpt2": {"decoder": "transformer.h.{}.mlp.c_proj"},
+    "gpt-neo": {"decoder": "transformer.h.{}.mlp.c_proj"},
+    "llama": {"decoder": "model.layers.{}.mlp.down_proj"},
+    "bert": {"encoder": "bert.encoder.layer.{}.output.dense"},
+    "t5": {"encoder": "encoder.block.{}.layer.1.DenseReluDense.wo", "decoder": "decoder.block.{}.layer.2.DenseReluDense.wo"},
+    "bart": {"encoder": "model.encoder.layers.{}.fc2", "decoder": "model.decoder.layers.{}.fc2"},
+}
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return tiny.tokenizer()
+
+
+def ffn_inputs(model: torch.nn.Module, arch: str, n_layers: dict[str, int], **inputs) -> tuple[object, dict]:
+    """Run ``model(**inputs)`` with hand-placed hooks; returns (outputs, {stack: (layers, pos, neurons)})."""
+    modules = dict(model.named_modules())
+    seen: dict[str, list] = {stack: [] for stack in FFN_PATHS[arch]}
+    handles = []
+    for stack, pattern in FFN_PATHS[arch].items():
+        for layer in range(n_layers[stack]):
+            hook = lambda mod, args, stack=stack: seen[stack].append(args[0][0].detach().clone())
+            handles.append(modules[pattern.format(layer)].register_forward_pre_hook(hook))
+    try:
+        with torch.no_grad():
+            out = model(**inputs, output_hidden_states=True, output_attentions=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out, {stack: torch.stack(chunks) for stack, chunks in seen.items()}
+
+
+def hook_count(model: torch.nn.Module) -> int:
+    """All forward / pre-forward / backward hooks currently registered on ``model``."""
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        + len(getattr(m, "_forward_hooks_with_kwargs", {})) for m in model.modules()
+    )

@@ -1,0 +1,40 @@
+"""`ecco demo` end to end: the README's command writes a report that works offline."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+
+def test_demo_writes_offline_report(tmp_path: Path, open_html) -> None:
+    out = tmp_path / "report.html"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ecco.cli", "demo", "--prompt", "The capital of France is", "--generate", "4",
+         "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"report: {out.resolve()}" in done.stdout
+    continuation = done.stdout.splitlines()[0]
+    assert continuation.startswith("The capital of France is") and len(continuation) > len("The capital of France is")
+    page = open_html(out.read_text(encoding="utf-8"))
+    tokens = page.locator(".ecco-view-tokens .ecco-token")
+    assert tokens.count() >= 6
+    assert page.locator(".ecco-view-tokens .ecco-output").count() == 4
+    assert "Paris" in page.locator(".ecco-view-tokens").inner_text()
+
+
+def test_demo_errors_are_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ecco.cli", "demo", "--prompt", "   ", "--out", str(tmp_path / "x.html")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("ecco: error: Input text 0 is empty")
+    assert "Traceback" not in done.stderr

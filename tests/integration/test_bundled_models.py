@@ -38,7 +38,6 @@ def smol(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Smol]:
 
     real_load_gguf = bundled._load_gguf
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
         patch.setenv("ECCO_CACHE_DIR", str(tmp_path_factory.mktemp("ecco-cache")))
         patch.setattr(bundled, "_load_gguf", recording_load_gguf)
         first = bundled.load_bundled("smollm2-135m")

@@ -16,18 +16,22 @@ import ecco
 PROMPT = (
     "The history of the city begins with a small settlement on the banks of the river, where "
     "traders stopped to rest on their way to the coast. Over the centuries the settlement grew "
-    "into a market town, and later into"
+    "into a market town, and later into a busy port whose ships carried wool, grain and salt to "
+    "distant harbours, and whose merchants built"
 )
 
 
-def _median_seconds(fn, runs: int) -> float:
-    fn()  # warm-up
-    times = []
+def _interleaved_medians(fns, runs: int) -> list[float]:
+    """Median seconds of each function, runs alternating so drifts in machine load hit both."""
+    for fn in fns:
+        fn()  # warm-up
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, bucket in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return [statistics.median(bucket) for bucket in times]
 
 
 def main() -> None:
@@ -51,8 +55,7 @@ def main() -> None:
     def captured() -> None:
         outputs.append(lm.generate(PROMPT, generate=args.new_tokens, min_new_tokens=args.new_tokens))
 
-    t_plain = _median_seconds(plain, args.runs)
-    t_ecco = _median_seconds(captured, args.runs)
+    t_plain, t_ecco = _interleaved_medians([plain, captured], args.runs)
     out = outputs[-1]
     stored = sum(a.nbytes for a in out.activations.values()) + sum(
         h.numel() * h.element_size() for h in out.hidden_states.values()

@@ -195,3 +195,30 @@ def test_forward_only_accepts_tokenizer_output(tokenizer):
     output = lm(inputs)
     assert output.sequences[0].token_ids == inputs["input_ids"][0].tolist()
     assert output.activations["decoder"].shape[-1] == inputs["input_ids"].shape[1]
+
+
+def test_hooks_removed_after_bad_generate_argument(tokenizer):
+    lm = _lm("gpt2", tokenizer)
+    with torch.no_grad():
+        lm.model(torch.tensor([[5, 6]]), output_hidden_states=True, output_attentions=True)
+    before = hook_count(lm.model)
+    with pytest.raises(ValueError, match="not_an_argument"):
+        lm.generate(PROMPTS[0], generate=2, not_an_argument=1)
+    assert hook_count(lm.model) == before
+
+
+def test_forward_only_encoder_decoder(tokenizer):
+    lm = _lm("t5", tokenizer)
+    output = lm("the quick brown fox")
+    n = len(tokenizer("the quick brown fox")["input_ids"])
+    assert output.sequences[0].n_input_tokens == n and len(output.sequences[0]) == n + 1
+    assert output.activations["encoder"].shape[-1] == n and output.activations["decoder"].shape[-1] == 1
+    assert output.attention["cross"].shape[-2:] == (1, n)
+
+
+def test_sentence_pair_forward(tokenizer):
+    lm = _lm("bert", tokenizer)
+    output = lm("the quick brown fox", "the lazy dog")
+    expected = tokenizer("the quick brown fox", "the lazy dog")["input_ids"]
+    assert output.sequences[0].token_ids == expected
+    assert output.activations["encoder"].shape[-1] == len(expected)

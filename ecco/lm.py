@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.modeling_outputs import BaseModelOutput
 
+from .attribution import Options, Target, check_methods, explain, generated_targets
+from .session import model_session
 from .capture import FFNRecorder, shift_left, stitch_attention, stitch_steps
 from .models.registry import resolve
 from .models.spec import ModelSpec
@@ -31,24 +33,6 @@ class _Batch:
     mask: torch.Tensor
     lengths: list[int]
     pads: list[int]  # left padding per item (causal models), else zeros
-
-
-@contextlib.contextmanager
-def model_session(model: PreTrainedModel, *, eager_attention: bool, grad: bool = False) -> Iterator[None]:
-    """Eval mode (and eager attention when asked) for one call; the user's settings come back."""
-    was_training = model.training
-    attn_before = getattr(model.config, "_attn_implementation", None)
-    switch_attn = eager_attention and attn_before not in (None, "eager")
-    try:
-        model.eval()
-        if switch_attn:
-            model.set_attn_implementation("eager")
-        with torch.set_grad_enabled(grad):
-            yield
-    finally:
-        if switch_attn:
-            model.set_attn_implementation(attn_before)
-        model.train(was_training)
 
 
 class LM:
@@ -183,6 +167,8 @@ class LM:
         top_k: int | None = None,
         top_p: float | None = None,
         beam_size: int = 1,
+        attribution: Sequence[str] | str | None = None,
+        attribution_options: Mapping | None = None,
         **generate_kwargs,
     ) -> OutputSeq:
         """Generate a continuation of one prompt or a batch, capturing the model's internals.
@@ -191,6 +177,10 @@ class LM:
         attention are captured during generation (beam search: one teacher-forced pass over
         the returned sequences). ``generate`` counts new tokens; Ecco's ``max_length`` counts
         the prompt too. Extra keyword arguments go to transformers' ``generate``.
+
+        ``attribution`` names methods (``ecco.attribution.METHODS``) that explain every generated
+        token by the earlier tokens; ``attribution_options`` sets their
+        :class:`~ecco.attribution.Options` (``n_steps``, ``internal_batch_size``, ...).
         """
         if self.spec.kind == "masked":
             raise ValueError(
@@ -199,12 +189,14 @@ class LM:
             )
         if not isinstance(beam_size, int) or beam_size < 1:
             raise ValueError(f"beam_size must be a positive integer, got {beam_size!r}.")
+        methods = check_methods(attribution or [])
+        options = _attribution_options(attribution_options)
         prompts = self._encode(input_str, 0)
         n_new = self._new_tokens([len(p) for p in prompts], generate, max_length)
         if self.spec.kind == "causal":
             self._encode(input_str, n_new)  # the whole result must fit the context window
         sampling = {k: v for k, v in dict(temperature=temperature, top_k=top_k, top_p=top_p).items() if v is not None}
-        options = dict(
+        gen_options = dict(
             max_new_tokens=n_new,
             do_sample=bool(do_sample),
             num_beams=beam_size,
@@ -213,9 +205,17 @@ class LM:
             **sampling,
             **generate_kwargs,
         )
-        if self.spec.kind == "enc-dec":
-            return self._generate_enc_dec(prompts, options)
-        return self._generate_causal(prompts, options)
+        generating = self._generate_enc_dec if self.spec.kind == "enc-dec" else self._generate_causal
+        output = generating(prompts, gen_options)
+        if methods:
+            sequences = [
+                (seq.token_ids, seq.n_input_tokens, generated_targets(self.spec.kind, seq.token_ids, seq.n_input_tokens))
+                for seq in output.sequences
+            ]
+            output.attributions.update(
+                explain(self.model, self.spec, sequences, methods, options=options, progress=self.verbose)
+            )
+        return output
 
     def _streamer(self, batch_size: int, beams: int) -> NotebookStreamer | None:
         if self.verbose and batch_size == 1 and beams == 1 and in_notebook():
@@ -397,7 +397,11 @@ class LM:
         ``lm(lm.tokenizer([text], return_tensors='pt'))``). ``text_pair`` makes sentence
         pairs for encoders.
         """
-        encoding = self._forward_inputs(inputs, text_pair)
+        return self._capture_forward(self._forward_inputs(inputs, text_pair))
+
+    def _capture_forward(self, encoding: dict[str, torch.Tensor], n_input: list[int] | None = None) -> OutputSeq:
+        """One captured forward pass. With ``n_input`` (teacher forcing) the tokens after each
+        item's first ``n_input`` are treated as its continuation: their probabilities are kept."""
         ids, mask = encoding["input_ids"], encoding["attention_mask"]
         pads = (mask.cumsum(-1) == 0).sum(-1).tolist()
         lengths = mask.sum(-1).tolist()
@@ -431,9 +435,103 @@ class LM:
         captures = self._captures(hidden, attention, recorders, pads)
         token_ids = shift_left(ids, pads, [1])
         sequences = [row[:n].tolist() for row, n in zip(token_ids, lengths)]
+        decoder = extra.get("decoder_input_ids")
+        if decoder is not None:
+            sequences = [s + d.tolist() for s, d in zip(sequences, decoder.cpu())]
+        if n_input is None:
+            return self._output(sequences, lengths, None, None, [0] * len(lengths), captures)
+        logits = shift_left(out.logits.detach().cpu(), pads, [1]) if decoder is None else out.logits.detach().cpu()
+        # Continuation token j of item i sits at position first + j and is predicted one before.
+        first = [1] * len(sequences) if decoder is not None else n_input
+        n_new = [len(s) - n for s, n in zip(sequences, n_input)] if decoder is None else [
+            len(s) - n - 1 for s, n in zip(sequences, n_input)
+        ]
+        width = max(n_new)
+        generated = torch.full((len(sequences), width), self._pad_id(), dtype=torch.long)
+        step_logits = torch.zeros((len(sequences), width, logits.shape[-1]))
+        for i, (seq, f, n) in enumerate(zip(sequences, first, n_new)):
+            source = seq[len(seq) - n :]
+            generated[i, :n] = torch.tensor(source)
+            step_logits[i, :n] = logits[i, f - 1 : f - 1 + n]
+        return self._output(sequences, n_input, generated, step_logits, n_new, captures)
+
+    # ------------------------------------------------------------ attribution
+    def attribute(
+        self,
+        prompt: str | Sequence[str],
+        target: str | Sequence[str],
+        foil: str | Sequence[str] | None = None,
+        attribution: Sequence[str] | str = ("grad_x_input",),
+        score: str = "prob",
+        **options,
+    ) -> OutputSeq:
+        """Explain a given continuation (teacher forcing, no sampling).
+
+        Every token of ``target`` is explained by the prompt and the target tokens before it,
+        with the ``score`` ('prob' as in Ecco, 'logprob' or 'logit'). With ``foil`` the
+        attribution is contrastive (Yin & Neubig 2022): it explains log p(target) - log p(foil)
+        at the first token where target and foil differ (their common prefix is teacher-forced).
+        Lists of prompts / targets / foils make a batch. ``options`` set
+        :class:`~ecco.attribution.Options` (``n_steps``, ``internal_batch_size``, ...).
+        """
+        if self.spec.kind == "masked":
+            raise ValueError(
+                f"{self.model_name} is an encoder without a generative head; attributing a continuation "
+                "needs a causal or encoder-decoder model."
+            )
+        if score not in ("prob", "logprob", "logit"):
+            raise ValueError(f"score must be 'prob', 'logprob' or 'logit', got {score!r}.")
+        methods = check_methods(attribution)
+        settings = _attribution_options(options)
+        prompts = self._encode(prompt)
+        targets = self._continuations(target, len(prompts), "target")
+        foils = None if foil is None else self._continuations(foil, len(prompts), "foil")
+        plans = [_plan(t, None if foils is None else foils[i]) for i, t in enumerate(targets)]
         if self.spec.kind == "enc-dec":
-            sequences = [s + d.tolist() for s, d in zip(sequences, extra["decoder_input_ids"].cpu())]
-        return self._output(sequences, lengths, None, None, [0] * len(lengths), captures)
+            start = int(self.model.generation_config.decoder_start_token_id)
+            encoder = self._pad(prompts, left=False)
+            decoder = self._pad([[start] + p.tokens for p in plans], left=False)
+            encoding = {"input_ids": encoder.ids.cpu(), "attention_mask": encoder.mask.cpu(),
+                        "decoder_input_ids": decoder.ids.cpu()}
+        else:
+            batch = self._pad([p + plan.tokens for p, plan in zip(prompts, plans)], left=False)
+            encoding = {"input_ids": batch.ids.cpu(), "attention_mask": batch.mask.cpu()}
+        self._check_context(encoding["input_ids"].shape[1])
+        output = self._capture_forward(encoding, [len(p) for p in prompts])
+        sequences = []
+        for seq, plan in zip(output.sequences, plans):
+            every = generated_targets(self.spec.kind, seq.token_ids, seq.n_input_tokens)
+            chosen = Target(every.positions, every.token_ids)
+            if plan.foil is not None:
+                chosen = Target(every.positions[-1:], every.token_ids[-1:], [plan.foil])
+            sequences.append((seq.token_ids, seq.n_input_tokens, chosen))
+        results = explain(self.model, self.spec, sequences, methods, score=score, options=settings, progress=self.verbose)
+        for result in results.values():
+            if result.foil_ids:
+                result.foil_text = [self.tokenizer.decode(ids) for ids in result.foil_ids]
+        output.attributions.update(results)
+        return output
+
+    def _continuations(self, texts: str | Sequence[str], count: int, what: str) -> list[list[int]]:
+        """Token ids of target / foil texts, one per prompt, without special tokens."""
+        texts = [texts] * count if isinstance(texts, str) else list(texts)
+        if len(texts) != count:
+            raise ValueError(f"Got {len(texts)} {what}s for {count} prompts; give one {what} per prompt.")
+        out = []
+        for text in texts:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] if isinstance(text, str) else []
+            if not ids:
+                raise ValueError(f"The {what} {text!r} tokenizes to nothing: give a non-empty continuation.")
+            out.append(list(ids))
+        return out
+
+    def _check_context(self, length: int) -> None:
+        context = self._context_size()
+        if context is not None and self.spec.kind == "causal" and length > context:
+            raise ValueError(
+                f"Prompt and target are {length} tokens, longer than the model's context window of "
+                f"{context} tokens. Shorten them."
+            )
 
     def _forward_inputs(self, inputs: str | Sequence[str] | Mapping, text_pair) -> dict[str, torch.Tensor]:
         if isinstance(inputs, Mapping):
@@ -508,6 +606,36 @@ class LM:
             token_probs=probs,
             token_entropy=entropy,
         )
+
+
+@dataclass
+class _Plan:
+    """The teacher-forced tokens of one attribute() item and the foil token, if contrastive."""
+
+    tokens: list[int]
+    foil: int | None
+
+
+def _plan(target: list[int], foil: list[int] | None) -> _Plan:
+    """Contrastive: teacher-force the common prefix, explain the first differing token."""
+    if foil is None:
+        return _Plan(target, None)
+    differ = next((i for i, (t, f) in enumerate(zip(target, foil)) if t != f), None)
+    if differ is None:
+        raise ValueError(
+            "The foil equals the target (or one is a prefix of the other): a contrastive explanation "
+            "needs a foil that differs from the target in some token."
+        )
+    return _Plan(target[: differ + 1], foil[differ])
+
+
+def _attribution_options(values: Mapping | None) -> Options:
+    """Options from keyword arguments, with a clear error for unknown names."""
+    known = {f.name for f in fields(Options)}
+    unknown = sorted(set(values or {}) - known)
+    if unknown:
+        raise ValueError(f"Unknown attribution option(s) {unknown}; valid options: {sorted(known)}.")
+    return Options(**(values or {}))
 
 
 def _store_dtype(value: str | torch.dtype) -> torch.dtype:

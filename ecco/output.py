@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from .attribution import AttributionResult
+from .attribution.aggregate import word_spans
 from .render import View
 from .tokens import describe_tokens
 
@@ -61,7 +63,7 @@ class OutputSeq:
     attention: dict[str, torch.Tensor] = field(default_factory=dict)
     token_probs: torch.Tensor | None = None
     token_entropy: torch.Tensor | None = None
-    attribution: dict = field(default_factory=dict)
+    attributions: dict[str, AttributionResult] = field(default_factory=dict)
 
     # ------------------------------------------------------------ Ecco's names
     @property
@@ -91,6 +93,13 @@ class OutputSeq:
     @property
     def batch_size(self) -> int:
         return len(self.sequences)
+
+    @property
+    def attribution(self) -> dict[str, list]:
+        """Ecco's view of attributions: per method, one normalised array per explained token
+        (for a batch, one such list per sequence). Details: ``attributions[method]``."""
+        single = self.batch_size == 1
+        return {name: (r.values[0] if single else r.values) for name, r in self.attributions.items()}
 
     @property
     def decoder_hidden_states(self) -> torch.Tensor | None:
@@ -148,6 +157,79 @@ class OutputSeq:
         }
         return View("tokens", data)
 
+    def _attribution_result(self, attr_method: str) -> AttributionResult:
+        if attr_method not in self.attributions:
+            available = ", ".join(self.attributions) or "none"
+            raise ValueError(
+                f"No {attr_method!r} attributions in this output (available: {available}). Compute them with "
+                f"lm.generate(..., attribution=[{attr_method!r}]) or lm.attribute(prompt, target, "
+                f"attribution=[{attr_method!r}])."
+            )
+        return self.attributions[attr_method]
+
+    def primary_attributions(
+        self,
+        attr_method: str = "grad_x_input",
+        style: str = "minimal",
+        ignore_tokens: list[int | str] | None = None,
+        printJson: bool = False,  # noqa: N803 (Ecco's name)
+        sequence: int = 0,
+    ) -> View | dict:
+        """Input saliency: hover or click an output token to see how much each earlier token
+        contributed to it. ``style='detailed'`` adds values and bars; ``ignore_tokens``
+        (positions or token texts) hides tokens from the display only; ``printJson=True``
+        returns the data instead of the view."""
+        if style not in ("minimal", "detailed"):
+            raise ValueError(f"style must be 'minimal' or 'detailed', got {style!r}.")
+        result = self._attribution_result(attr_method)
+        seq = self.check_sequence(sequence)
+        hidden = set()
+        for item in ignore_tokens or []:
+            if isinstance(item, int) and not isinstance(item, bool):
+                if not 0 <= item < len(seq):
+                    raise ValueError(f"ignore_tokens position {item} is outside 0..{len(seq) - 1}.")
+                hidden.add(item)
+            else:
+                hidden.update(i for i, text in enumerate(seq.tokens) if text == item or text.strip() == item)
+        data = self.tokens_view(sequence).data
+        for token in data["tokens"]:
+            token["hidden"] = token["position"] in hidden
+        targets = result.targets[sequence]
+        offset = seq.n_input_tokens + (1 if self.kind == "enc-dec" else 0)
+        errors = result.completeness_error
+        data.update(
+            targets=targets,
+            attributions=[v.tolist() for v in result.values[sequence]],
+            raw=[v.tolist() for v in result.raw[sequence]],
+            words=[list(span) for span in word_spans(seq.continues_word)],
+            method=attr_method,
+            method_label=result.label,
+            style=style,
+            probs=[_step_value(self.token_probs, sequence, t - offset) for t in targets],
+            entropy=[_step_value(self.token_entropy, sequence, t - offset) for t in targets],
+            completeness=None if errors is None else [float(e) for e in errors[sequence]],
+            foil=result.foil_text[sequence] if result.foil_text else None,
+        )
+        return data if printJson else View("attribution", data)
+
+    def saliency(self, attr_method: str = "grad_x_input", style: str = "minimal", **kwargs) -> View | dict:
+        """Alias of :meth:`primary_attributions` (Ecco's name)."""
+        return self.primary_attributions(attr_method=attr_method, style=style, **kwargs)
+
+    def word_attributions(self, attr_method: str = "grad_x_input", sequence: int = 0, raw: bool = False) -> dict:
+        """Attributions summed over the sub-word pieces of each source word.
+
+        Returns ``{'words': [...], 'targets': [...], 'values': [array per target]}`` where each
+        array has one score per word before the target."""
+        result = self._attribution_result(attr_method)
+        seq = self.check_sequence(sequence)
+        spans = word_spans(seq.continues_word)
+        return {
+            "words": ["".join(seq.tokens[a:b]) for a, b in spans],
+            "targets": result.targets[sequence],
+            "values": result.word_values(sequence, seq.continues_word, raw=raw),
+        }
+
     def _repr_html_(self) -> str:
         return "".join(self.tokens_view(i).html for i in range(self.batch_size))
 
@@ -160,3 +242,11 @@ class OutputSeq:
         from .io import save
 
         return save(self, path)
+
+
+def _step_value(values: torch.Tensor | None, sequence: int, step: int) -> float | None:
+    """One per-step score as a JSON-safe float (None when missing)."""
+    if values is None or not 0 <= step < values.shape[1]:
+        return None
+    value = float(values[sequence, step])
+    return None if value != value else value

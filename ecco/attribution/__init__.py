@@ -1,0 +1,176 @@
+"""Input attribution: which earlier tokens made the model produce each token.
+
+``explain`` builds one :class:`Problem` per sequence and runs the requested methods from the
+registry (:mod:`.methods`, :mod:`.lrp`); every method explains all targets of a sequence
+together. Results are stored per method as an :class:`AttributionResult`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from tqdm.auto import tqdm
+
+from ..models.spec import ModelSpec
+from ..session import model_session
+from . import methods  # noqa: F401  (registers the methods, LRP last)
+from . import lrp  # noqa: F401, I001
+from .aggregate import per_token, sum_over_words, word_spans
+from .problem import Problem, Score
+from .registry import METHODS, Options, get_method
+
+
+@dataclass
+class AttributionResult:
+    """One method's attributions for every sequence of an output.
+
+    Per sequence: ``targets`` are the positions of the explained tokens; ``values[k]`` /
+    ``raw[k]`` hold one score per source token of target k (positions ``0 .. targets[k]-1``):
+    Ecco's normalised L2 norms and the signed sums over the embedding dimension.
+    ``completeness_error[k]`` is IG's |sum(attr) - (f(x) - f(baseline))| / |f(x) - f(baseline)|
+    (DeepLift: the same with its zero baseline; LRP: its conservation error against the
+    explained logit); None for methods without such a check.
+    """
+
+    method: str
+    label: str
+    score: str
+    targets: list[list[int]]
+    values: list[list[np.ndarray]]
+    raw: list[list[np.ndarray]]
+    completeness_error: list[np.ndarray] | None = None
+    n_steps: list[int] | None = None
+    foil_ids: list[list[int]] | None = None
+    foil_text: list[str] | None = None
+
+    def word_values(self, sequence: int, continues_word: Sequence[bool], raw: bool = False) -> list[np.ndarray]:
+        """Per target, the scores summed over the sub-word pieces of each source word."""
+        spans = word_spans(continues_word)
+        source = self.raw if raw else self.values
+        return [sum_over_words(v, spans) for v in source[sequence]]
+
+
+@dataclass
+class Target:
+    """What to explain in one sequence: logits positions and token ids (decoder indexing)."""
+
+    positions: list[int]
+    token_ids: list[int]
+    foil_ids: list[int] | None = None
+
+
+def build_problem(
+    model: nn.Module, spec, token_ids: list[int], n_input: int, target: Target, score: Score
+) -> Problem:
+    """The Problem of one sequence: embeddings of everything before the last explained token."""
+    embedding = spec.embeddings
+    device = next(model.parameters()).device
+    last = max(target.positions) + 1
+
+    def embed(ids: list[int]) -> torch.Tensor:
+        with torch.no_grad():
+            return embedding(torch.tensor([ids], device=device)).detach()
+
+    if spec.kind == "enc-dec":
+        embeds = (embed(token_ids[:n_input]), embed(token_ids[n_input : n_input + last]))
+    else:
+        embeds = (embed(token_ids[:last]),)
+    return Problem(
+        model=model,
+        spec=spec,
+        embeds=embeds,
+        positions=torch.tensor(target.positions, device=device),
+        target_ids=torch.tensor(target.token_ids, device=device),
+        foil_ids=None if target.foil_ids is None else torch.tensor(target.foil_ids, device=device),
+        score=score,
+    )
+
+
+def generated_targets(kind: str, token_ids: list[int], n_input: int) -> Target:
+    """Every generated token of a sequence as a target."""
+    if kind == "enc-dec":
+        decoder = token_ids[n_input:]
+        return Target(list(range(len(decoder) - 1)), decoder[1:])
+    return Target(list(range(n_input - 1, len(token_ids) - 1)), token_ids[n_input:])
+
+
+def global_positions(kind: str, n_input: int, target: Target) -> list[int]:
+    """Token-list positions of the targets (encoder tokens first for encoder-decoder)."""
+    offset = n_input + 1 if kind == "enc-dec" else 1
+    return [p + offset for p in target.positions]
+
+
+def explain(
+    model: nn.Module,
+    spec: ModelSpec,
+    sequences: Sequence[tuple[list[int], int, Target]],
+    method_names: Sequence[str],
+    *,
+    score: Score = "prob",
+    options: Options | None = None,
+    progress: bool = True,
+) -> dict[str, AttributionResult]:
+    """Run each method on each (token_ids, n_input, target) sequence.
+
+    The model runs in eval mode with gradients for the duration (eager attention for the
+    methods that need it); its parameters, flags and hooks are as before afterwards.
+    """
+    options = options or Options()
+    results: dict[str, AttributionResult] = {}
+    bar = tqdm(total=len(sequences) * len(method_names), desc="attribution", disable=not progress, leave=False)
+    try:
+        for name in method_names:
+            method = get_method(name)
+            targets, values, raws, errors, steps = [], [], [], [], []
+            explained = "logprob_diff" if sequences and sequences[0][2].foil_ids else score
+            for token_ids, n_input, target in sequences:
+                bar.set_postfix_str(name)
+                problem = build_problem(model, spec, token_ids, n_input, target, score)
+                with model_session(model, eager_attention=method.eager_attention, grad=True):
+                    out = method.compute(problem, options)
+                sources = [int(e.shape[1]) for e in problem.embeds]
+                per_target = [
+                    per_token(out.attributions, k, _sources_of(problem, k, sources)) for k in range(problem.n_targets)
+                ]
+                targets.append(global_positions(spec.kind, n_input, target))
+                values.append([v for v, _ in per_target])
+                raws.append([r for _, r in per_target])
+                errors.append(out.completeness_error)
+                steps.append(out.n_steps)
+                explained = out.explained or explained
+                bar.update(1)
+            results[name] = AttributionResult(
+                method=name,
+                label=method.label,
+                score=explained,
+                targets=targets,
+                values=values,
+                raw=raws,
+                completeness_error=None if any(e is None for e in errors) else errors,
+                n_steps=None if any(n is None for n in steps) else steps,
+                foil_ids=[t.foil_ids for _, _, t in sequences] if sequences and sequences[0][2].foil_ids else None,
+            )
+    finally:
+        bar.close()
+    return results
+
+
+def _sources_of(problem: Problem, k: int, lengths: list[int]) -> list[int]:
+    """Source positions per input for target k: the whole encoder, the decoder up to it."""
+    last = int(problem.positions[k]) + 1
+    return [lengths[0], last] if problem.kind == "enc-dec" else [last]
+
+
+def check_methods(names: Sequence[str] | str) -> list[str]:
+    """Validate method names (a single name is accepted too)."""
+    names = [names] if isinstance(names, str) else list(names)
+    for name in names:
+        get_method(name)
+    return names
+
+
+__all__ = ["AttributionResult", "Target", "Problem", "Options", "METHODS", "explain", "generated_targets", "check_methods"]

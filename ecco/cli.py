@@ -35,10 +35,11 @@ def run_demo(prompt: str, generate: int, out: str | Path, model: str = DEFAULT_M
     started = time.perf_counter()
     _log(f"loading {model} ...")
     lm = ecco.from_pretrained(model, activations=True, verbose=False)
-    _log(f"loaded in {time.perf_counter() - started:.1f} s; generating {generate} tokens ...")
-    output = lm.generate(prompt, generate=generate)
+    _log(f"loaded in {time.perf_counter() - started:.1f} s; generating {generate} tokens and their attributions ...")
+    output = lm.generate(prompt, generate=generate, attribution=["grad_x_input"])
     print(f"{prompt}\033[1m{output.output_text[0]}\033[0m" if sys.stdout.isatty() else prompt + output.output_text[0])
-    path = save_report([output.tokens_view()], out, title=f"ecco · {model}")
+    views = [output.tokens_view(), output.primary_attributions(attr_method="grad_x_input", style="detailed")]
+    path = save_report(views, out, title=f"ecco · {model}")
     print(f"report: {Path(path).resolve()}")
     return Path(path)
 

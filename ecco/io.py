@@ -4,7 +4,10 @@ Format (version 1): every array is a tensor named ``<field>.<key>`` (``activatio
 ``hidden_states.encoder``, ``attention.cross``, ...) or ``<field>`` (``token_probs``); the
 file's string metadata holds ``ecco`` = a JSON document with the format version, the model
 name and kind, layer counts, the activation layer numbers and, per sequence, its token ids,
-readable tokens and flags. Arrays come back bit-exactly, in their stored dtype.
+readable tokens and flags. Attributions are stored per method as ``attribution.<method>.values``
+and ``.raw`` (sequences, targets, sources) float64 tensors padded with NaN, plus
+``.completeness`` when the method reports it; their targets, label, score, steps and foil are
+in the metadata. Arrays come back bit-exactly, in their stored dtype.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .attribution import AttributionResult
 from .output import OutputSeq, SequenceMeta
 
 FORMAT_VERSION = 1
@@ -34,6 +38,11 @@ def save(output: OutputSeq, path: str | Path) -> Path:
         value = getattr(output, name)
         if value is not None:
             tensors[name] = value.contiguous()
+    for name, result in output.attributions.items():
+        tensors[f"attribution.{name}.values"] = _pad_ragged(result.values)
+        tensors[f"attribution.{name}.raw"] = _pad_ragged(result.raw)
+        if result.completeness_error is not None:
+            tensors[f"attribution.{name}.completeness"] = _pad_ragged([[e] for e in result.completeness_error])[:, 0]
     meta = {
         "format_version": FORMAT_VERSION,
         "model_name": output.model_name,
@@ -41,6 +50,11 @@ def save(output: OutputSeq, path: str | Path) -> Path:
         "n_layers": output.n_layers,
         "activation_layers": output.activation_layers,
         "sequences": [asdict(s) for s in output.sequences],
+        "attributions": {
+            name: {"label": r.label, "score": r.score, "targets": r.targets, "n_steps": r.n_steps,
+                   "foil_ids": r.foil_ids, "foil_text": r.foil_text}
+            for name, r in output.attributions.items()
+        },
     }
     save_file(tensors, str(path), metadata={"ecco": json.dumps(meta)})
     return path
@@ -61,8 +75,13 @@ def load(path: str | Path) -> OutputSeq:
             )
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     fields: dict = {name: {} for name in _DICT_FIELDS}
+    fields["attributions"] = {
+        name: _attribution(name, info, tensors) for name, info in meta.get("attributions", {}).items()
+    }
     for name, tensor in tensors.items():
         field_name, _, key = name.partition(".")
+        if field_name == "attribution":
+            continue
         if field_name in _DICT_FIELDS:
             fields[field_name][key] = tensor.numpy() if field_name == "activations" else tensor
         else:
@@ -74,4 +93,38 @@ def load(path: str | Path) -> OutputSeq:
         sequences=[SequenceMeta(**s) for s in meta["sequences"]],
         activation_layers=meta["activation_layers"],
         **fields,
+    )
+
+
+def _pad_ragged(rows: list) -> torch.Tensor:
+    """(sequences, items, length) float64 tensor from nested lists of 1-d arrays, NaN-padded."""
+    n_items = max((len(r) for r in rows), default=0)
+    width = max((len(a) for r in rows for a in r), default=0)
+    out = torch.full((len(rows), n_items, width), float("nan"), dtype=torch.float64)
+    for i, row in enumerate(rows):
+        for j, values in enumerate(row):
+            out[i, j, : len(values)] = torch.as_tensor(values, dtype=torch.float64)
+    return out
+
+
+def _unpad(tensor: torch.Tensor, lengths: list[list[int]]) -> list[list]:
+    return [[tensor[i, j, :n].numpy() for j, n in enumerate(row)] for i, row in enumerate(lengths)]
+
+
+def _attribution(name: str, info: dict, tensors: dict[str, torch.Tensor]) -> AttributionResult:
+    targets = info["targets"]
+    completeness = tensors.get(f"attribution.{name}.completeness")
+    return AttributionResult(
+        method=name,
+        label=info["label"],
+        score=info["score"],
+        targets=targets,
+        values=_unpad(tensors[f"attribution.{name}.values"], targets),
+        raw=_unpad(tensors[f"attribution.{name}.raw"], targets),
+        completeness_error=None
+        if completeness is None
+        else [completeness[i, : len(t)].numpy() for i, t in enumerate(targets)],
+        n_steps=info["n_steps"],
+        foil_ids=info["foil_ids"],
+        foil_text=info["foil_text"],
     )

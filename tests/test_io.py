@@ -35,3 +35,19 @@ def test_load_rejects_foreign_files(tmp_path):
     save_file({"x": torch.zeros(2)}, str(tmp_path / "x.safetensors"))
     with pytest.raises(ValueError, match="not an ecco output"):
         ecco.load(tmp_path / "x.safetensors")
+
+
+def test_attributions_round_trip(tmp_path, tokenizer):
+    lm = ecco.from_model(tiny.model("gpt2"), tokenizer, verbose=False)
+    output = lm.generate(["the quick brown fox", "hello"], generate=3, attribution=["ig", "saliency"], min_new_tokens=3)
+    loaded = ecco.load(output.save(tmp_path / "a.ecco.safetensors"))
+    for name, result in output.attributions.items():
+        other = loaded.attributions[name]
+        assert (other.targets, other.label, other.score, other.n_steps) == (
+            result.targets, result.label, result.score, result.n_steps)
+        for mine, theirs in zip(result.values + result.raw, other.values + other.raw):
+            assert all(np.array_equal(a, b) for a, b in zip(mine, theirs))
+    assert all(np.array_equal(a, b) for a, b in
+               zip(output.attributions["ig"].completeness_error, loaded.attributions["ig"].completeness_error))
+    assert loaded.attributions["saliency"].completeness_error is None
+    assert loaded.primary_attributions("ig", printJson=True) == output.primary_attributions("ig", printJson=True)

@@ -194,5 +194,5 @@ def warn_unconverged(result: IGResult, tolerance: float) -> None:
             f"Integrated gradients did not converge: completeness error up to "
             f"{result.completeness_error.max():.1%} (tolerance {tolerance:.1%}) after {result.n_steps} steps. "
             "Use n_steps='auto' with a larger max_steps, or read output.attributions[...].completeness_error.",
-            stacklevel=3,
+            stacklevel=2,
         )

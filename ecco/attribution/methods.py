@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batched import gradients_per_target, integrated_gradients, target_gradients
+from .batched import gradients_per_target, integrated_gradients, target_gradients, warn_unconverged
 from .problem import Problem
 from .registry import MethodOutput, Options, register
 from .rules import activation_modules, activation_rule
@@ -56,6 +56,8 @@ def ig(problem: Problem, options: Options) -> MethodOutput:
         step_chunk=options.step_chunk,
         target_chunk=options.internal_batch_size,
     )
+    if options.n_steps == "auto":
+        warn_unconverged(result, options.tolerance)
     return MethodOutput(result.attributions, result.completeness_error, result.n_steps)
 
 

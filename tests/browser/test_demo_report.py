@@ -28,6 +28,10 @@ def test_demo_writes_offline_report(tmp_path: Path, open_html) -> None:
     assert tokens.count() >= 6
     assert page.locator(".ecco-view-tokens .ecco-output").count() == 4
     assert "Paris" in page.locator(".ecco-view-tokens").inner_text()
+    attribution = page.locator(".ecco-view-attribution")
+    assert attribution.locator(".ecco-target").count() == 4
+    values = [float(v) for v in attribution.locator(".ecco-source").evaluate_all("els => els.map(e => e.dataset.value)")]
+    assert len(values) >= 5 and abs(sum(values) - 1) < 1e-6  # first target selected, normalised scores
 
 
 def test_demo_errors_are_one_line(tmp_path: Path) -> None:

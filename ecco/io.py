@@ -60,8 +60,9 @@ def save(output: OutputSeq, path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path) -> OutputSeq:
-    """Read an OutputSeq written by :func:`save`."""
+def load(path: str | Path, lm=None) -> OutputSeq:
+    """Read an OutputSeq written by :func:`save`. Pass the ``lm`` it came from to re-attach what
+    the logit-lens views need (tokenizer and LM head)."""
     path = Path(path)
     with safe_open(str(path), framework="pt") as handle:
         header = handle.metadata() or {}
@@ -87,6 +88,7 @@ def load(path: str | Path) -> OutputSeq:
         else:
             fields[field_name] = tensor
     return OutputSeq(
+        link=None if lm is None else lm.link,
         model_name=meta["model_name"],
         kind=meta["kind"],
         n_layers=meta["n_layers"],

@@ -18,7 +18,8 @@ from .session import model_session
 from .capture import FFNRecorder, shift_left, stitch_attention, stitch_steps
 from .models.registry import resolve
 from .models.spec import ModelSpec
-from .output import OutputSeq, SequenceMeta
+from .lens import LensHead
+from .output import ModelLink, OutputSeq, SequenceMeta
 from .stream import NotebookStreamer, in_notebook
 
 _DEFAULT_NEW_TOKENS = 8
@@ -65,6 +66,7 @@ class LM:
         self.verbose = verbose
         self.store_dtype = _store_dtype(store_dtype)
         self.activation_layers = self._layer_selection(activations_layer_nums)
+        self.link = _link(model, tokenizer, self.spec)
 
     def __repr__(self) -> str:
         layers = {name: stack.n_layers for name, stack in self.spec.stacks.items()}
@@ -593,6 +595,7 @@ class LM:
             entropy = torch.where(valid, -(log_probs.exp() * log_probs).sum(-1), torch.nan)
         meta = [SequenceMeta.from_ids(self.tokenizer, ids, n) for ids, n in zip(token_ids, n_input)]
         return OutputSeq(
+            link=self.link,
             model_name=self.model_name,
             kind=self.spec.kind,
             n_layers={name: stack.n_layers for name, stack in self.spec.stacks.items()},
@@ -636,6 +639,14 @@ def _attribution_options(values: Mapping | None) -> Options:
     if unknown:
         raise ValueError(f"Unknown attribution option(s) {unknown}; valid options: {sorted(known)}.")
     return Options(**(values or {}))
+
+
+def _link(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: ModelSpec) -> ModelLink:
+    """What outputs keep of the model: the tokenizer and the logit-lens head (if any)."""
+    try:
+        return ModelLink(tokenizer, LensHead.from_model(model, spec))
+    except ValueError as error:
+        return ModelLink(tokenizer, None, str(error))
 
 
 def _store_dtype(value: str | torch.dtype) -> torch.dtype:

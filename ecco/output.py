@@ -8,10 +8,21 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from . import lens
 from .attribution import AttributionResult
 from .attribution.aggregate import word_spans
 from .render import View
+from .render.plots import rankings_figure, trajectory_figure
 from .tokens import describe_tokens
+
+
+@dataclass
+class ModelLink:
+    """The live parts of the model that some views need; never saved (see ``ecco.load(path, lm=...)``)."""
+
+    tokenizer: PreTrainedTokenizerBase
+    lens: lens.LensHead | None
+    lens_error: str | None = None
 
 
 @dataclass
@@ -64,6 +75,7 @@ class OutputSeq:
     token_probs: torch.Tensor | None = None
     token_entropy: torch.Tensor | None = None
     attributions: dict[str, AttributionResult] = field(default_factory=dict)
+    link: ModelLink | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------ Ecco's names
     @property
@@ -229,6 +241,171 @@ class OutputSeq:
             "targets": result.targets[sequence],
             "values": result.word_values(sequence, seq.continues_word, raw=raw),
         }
+
+    # ------------------------------------------------------------- logit lens
+    def _lens(self) -> lens.LensHead:
+        if self.link is None:
+            raise ValueError(
+                "The logit lens needs the model's head: load the output with ecco.load(path, lm=lm), or "
+                "use an output made by this session's LM."
+            )
+        if self.link.lens is None:
+            raise ValueError(self.link.lens_error or "This model has no LM head for the logit lens.")
+        return self.link.lens
+
+    def _token_text(self, token_id: int) -> str:
+        return self.link.tokenizer.decode([int(token_id)]) if self.link else str(token_id)
+
+    @property
+    def mask_token_id(self) -> int | None:
+        return self.link.tokenizer.mask_token_id if self.link else None
+
+    def _lens_layers(self) -> list[int]:
+        return list(range(self.n_layers[lens._stack(self)]))
+
+    def layer_predictions(
+        self,
+        position: int = 1,
+        layer: int | None = None,
+        topk: int = 10,
+        printJson: bool = False,  # noqa: N803
+        sequence: int = 0,
+    ) -> View | list:
+        """The top-k tokens each layer would predict at ``position`` (the logit lens).
+
+        Ecco's position: tokens count from 0 and the first token has no prediction. One
+        layer with ``layer=``; ``printJson=True`` returns, per layer, a list of
+        ``{'token', 'prob', 'ranking', 'layer'}``."""
+        head = self._lens()
+        lens.check_layer(self, layer)
+        vocab = head.head.weight.shape[0] if hasattr(head.head, "weight") else None
+        if not isinstance(topk, int) or topk < 1 or (vocab is not None and topk > vocab):
+            raise ValueError(f"topk must be between 1 and the vocabulary size ({vocab}), got {topk!r}.")
+        site = lens.lens_site(self, position, sequence)
+        hidden = lens.block_hidden(self, sequence, [site.column])[:, 0]
+        probs, ids = lens.lens_topk(head, hidden, topk)
+        chosen = lens.chosen_ids(head, self, sequence, [site])
+        stats = lens.lens_stats(head, hidden[:, None], chosen)
+        layers = self._lens_layers() if layer is None else [layer]
+        rows = [
+            [
+                {"token": self._token_text(i), "token_id": int(i), "prob": float(p), "ranking": rank + 1, "layer": n}
+                for rank, (p, i) in enumerate(zip(probs[n].tolist(), ids[n].tolist()))
+            ]
+            for n in layers
+        ]
+        if printJson:
+            return rows
+        seq = self.sequences[sequence]
+        data = {
+            "position": position,
+            "context": [{"text": t, "position": i} for i, t in enumerate(seq.tokens[:position])],
+            "actual": {"text": self._token_text(int(chosen[0])), "id": int(chosen[0])},
+            "layers": [
+                {"layer": n, "candidates": [
+                    {"text": c["token"], "id": c["token_id"], "prob": c["prob"], "rank": c["ranking"]} for c in row
+                ]}
+                for n, row in zip(layers, rows)
+            ],
+            "actual_by_layer": [
+                {"layer": n, "prob": float(stats.probs[n, 0]), "rank": int(stats.ranks[n, 0])} for n in layers
+            ],
+            "title": f"{self.model_name}: predictions for position {position} at each layer",
+        }
+        return View("layer_predictions", data)
+
+    def _rank_view(self, ranks: torch.Tensor, probs: torch.Tensor, columns: list[dict], caption: str) -> View:
+        layers = self._lens_layers()
+        return View("rankings", {
+            "layers": layers,
+            "columns": columns,
+            "ranks": ranks.tolist(),
+            "probs": probs.tolist(),
+            "caption": caption,
+            "title": self.model_name,
+        })
+
+    def rankings(self, printJson: bool = False, plot: bool = False, sequence: int = 0):  # noqa: N803
+        """Rank of each output token at every layer (1 = top): a heatmap, layers x tokens.
+
+        ``plot=True`` returns a matplotlib figure; ``printJson=True`` Ecco's
+        ``{'output_tokens', 'rankings'}`` with rankings of shape (layers, tokens)."""
+        head = self._lens()
+        sites = lens.output_sites(self, sequence)
+        ids = lens.chosen_ids(head, self, sequence, sites)
+        stats = lens.lens_stats(head, lens.block_hidden(self, sequence, [s.column for s in sites]), ids)
+        texts = [self._token_text(int(i)) for i in ids]
+        if printJson:
+            return {"output_tokens": texts, "rankings": stats.ranks.numpy()}
+        if plot:
+            return rankings_figure(stats.ranks.numpy(), self._lens_layers(), texts, "Rank of each token at every layer")
+        columns = [{"text": t, "id": int(i), "position": s.position} for t, i, s in zip(texts, ids, sites)]
+        return self._rank_view(stats.ranks, stats.probs, columns, "Rank of each output token at every layer")
+
+    def rankings_watch(
+        self,
+        watch: list[int | str] | None = None,
+        position: int = -1,
+        printJson: bool = False,  # noqa: N803
+        plot: bool = False,
+        sequence: int = 0,
+    ):
+        """Ranks of several candidate tokens (ids or strings) at every layer for one position.
+
+        A string of several tokens is ranked by its first piece, with a warning. ``position=-1``
+        is the last token."""
+        head = self._lens()
+        seq = self.check_sequence(sequence)
+        position = len(seq) - 1 if position == -1 else position
+        site = lens.lens_site(self, position, sequence)
+        vocab = head.head.weight.shape[0]
+        split = lambda text: self.link.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        ids = lens.watch_ids(split, list(watch or []), vocab)
+        hidden = lens.block_hidden(self, sequence, [site.column])
+        stats = lens.lens_stats(head, hidden, torch.tensor([ids]))
+        ranks, probs = stats.ranks[:, 0], stats.probs[:, 0]
+        texts = [self._token_text(i) for i in ids]
+        if printJson:
+            return {"output_tokens": texts, "rankings": ranks.numpy()}
+        caption = f"Candidates for position {position} after {''.join(seq.tokens[max(0, position - 8):position])!r}"
+        if plot:
+            return rankings_figure(ranks.numpy(), self._lens_layers(), texts, caption)
+        columns = [{"text": t, "id": i, "position": position} for t, i in zip(texts, ids)]
+        return self._rank_view(ranks, probs, columns, caption)
+
+    def lens_trajectories(self, sequence: int = 0) -> dict:
+        """Per layer (rows) and output token (columns): entropy of the lens distribution,
+        KL(final || layer), probability and rank of the chosen token, as numpy arrays."""
+        head = self._lens()
+        sites = lens.output_sites(self, sequence)
+        ids = lens.chosen_ids(head, self, sequence, sites)
+        stats = lens.lens_stats(head, lens.block_hidden(self, sequence, [s.column for s in sites]), ids)
+        return {
+            "layers": self._lens_layers(),
+            "positions": [s.position for s in sites],
+            "tokens": [self._token_text(int(i)) for i in ids],
+            "entropy": stats.entropy.numpy(),
+            "kl": stats.kl.numpy(),
+            "prob": stats.probs.numpy(),
+            "rank": stats.ranks.numpy(),
+        }
+
+    def trajectories(self, plot: bool = False, sequence: int = 0):
+        """View (or matplotlib figure) of :meth:`lens_trajectories`."""
+        t = self.lens_trajectories(sequence)
+        series = {"entropy (nats)": t["entropy"], "KL to final (nats)": t["kl"], "p(chosen token)": t["prob"]}
+        if plot:
+            return trajectory_figure(t["layers"], series, t["tokens"])
+        keys = {"entropy (nats)": ("entropy", "nats"), "KL to final (nats)": ("kl", "nats"), "p(chosen token)": ("prob", "")}
+        return View("trajectory", {
+            "layers": t["layers"],
+            "tokens": [{"text": text, "position": p} for text, p in zip(t["tokens"], t["positions"])],
+            "series": [
+                {"key": keys[label][0], "label": label, "unit": keys[label][1], "values": values.T.tolist()}
+                for label, values in series.items()
+            ],
+            "title": self.model_name,
+        })
 
     def _repr_html_(self) -> str:
         return "".join(self.tokens_view(i).html for i in range(self.batch_size))

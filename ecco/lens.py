@@ -1,0 +1,247 @@
+"""The logit lens: what each layer would predict if it were the last.
+
+A layer's hidden state goes through exactly what the model applies between its last hidden
+state and its logits: the final norm (for every layer but the last, whose hidden state
+transformers already returns normed), any rescaling (T5 with tied embeddings multiplies by
+d_model^-0.5), the LM head, a final logits bias (BART) and logit soft-capping (Gemma 2). For
+masked models the whole MLM head (transform + decoder) is applied. So the last layer's lens
+is the model's own logits.
+
+All layers and positions go through the head in batched matrix products, chunked so that at
+most ``chunk_bytes`` of logits exist at once; ranks are counted (logits above the target's),
+never sorted.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from .models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from .output import OutputSeq
+
+DEFAULT_CHUNK_BYTES = 64 * 2**20
+_MLM_HEADS = ("cls", "lm_head", "predictions", "generator_lm_head")
+
+
+@dataclass
+class LensHead:
+    """Hidden state -> logits, as the model does it."""
+
+    norm: nn.Module | None
+    head: nn.Module
+    scale: float = 1.0
+    bias: torch.Tensor | None = None
+    softcap: float | None = None
+
+    @classmethod
+    def from_model(cls, model: nn.Module, spec: ModelSpec) -> LensHead:
+        """The lens of ``model``; a ValueError says so when it has no LM head."""
+        config = getattr(model, "config", None)
+        if spec.kind == "masked":
+            head = next((getattr(model, n) for n in _MLM_HEADS if isinstance(getattr(model, n, None), nn.Module)), None)
+            if head is None:
+                raise ValueError(
+                    f"{type(model).__name__} has no language-model head (e.g. a sentence encoder such as "
+                    "all-MiniLM), so its layers cannot be read as token predictions. Load it with a masked-LM "
+                    "head (AutoModelForMaskedLM) to use the logit lens."
+                )
+            return cls(norm=spec.main_stack.final_norm, head=head)
+        if spec.lm_head is None:
+            raise ValueError(
+                f"{type(model).__name__} has no LM head (get_output_embeddings() is None); load the "
+                "...ForCausalLM / ...ForConditionalGeneration class to use the logit lens."
+            )
+        tied_t5 = getattr(config, "model_type", "") in ("t5", "mt5") and getattr(config, "tie_word_embeddings", False)
+        return cls(
+            norm=spec.main_stack.final_norm,
+            head=spec.lm_head,
+            scale=config.d_model**-0.5 if tied_t5 else 1.0,
+            bias=getattr(model, "final_logits_bias", None),
+            softcap=getattr(config, "final_logit_softcapping", None),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.head.parameters()).device
+
+    @torch.no_grad()
+    def __call__(self, hidden: torch.Tensor, final: bool) -> torch.Tensor:
+        """Logits (float32) of hidden states (..., hidden); ``final`` skips the final norm."""
+        param = next(self.head.parameters())
+        x = hidden.to(param.device, param.dtype)
+        if self.norm is not None and not final:
+            x = self.norm(x)
+        if self.scale != 1.0:
+            x = x * self.scale
+        logits = self.head(x).float()
+        if self.bias is not None:
+            logits = logits + self.bias.float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+
+@dataclass
+class LensStats:
+    """Per layer (rows: outputs of blocks 0..L-1) and position (columns)."""
+
+    ranks: torch.Tensor  # rank of the target token, 1 = top
+    probs: torch.Tensor  # probability of the target token
+    entropy: torch.Tensor  # entropy (nats) of the layer's distribution
+    kl: torch.Tensor  # KL(final || layer) in nats
+
+
+def _positions_per_chunk(n_layers: int, vocab: int, chunk_bytes: int) -> int:
+    return max(1, chunk_bytes // (4 * n_layers * vocab * 3))  # logits, log-probs, one temporary
+
+
+def lens_stats(
+    head: LensHead, hidden: torch.Tensor, target_ids: torch.Tensor, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> LensStats:
+    """Ranks, probabilities, entropies and KL to the final layer for ``target_ids``.
+
+    ``hidden`` is (layers, positions, hidden) with the last row the final (normed) layer;
+    ``target_ids`` is (positions,) or (positions, watched) for several tokens per position.
+    """
+    n_layers, n_positions, _ = hidden.shape
+    vocab = head.head.weight.shape[0] if hasattr(head.head, "weight") else None
+    step = _positions_per_chunk(n_layers, vocab or 50000, chunk_bytes)
+    targets = target_ids.view(n_positions, -1)
+    parts = []
+    for start in range(0, n_positions, step):
+        stop = min(n_positions, start + step)
+        logits = torch.cat(
+            [head(hidden[:-1, start:stop], final=False), head(hidden[-1:, start:stop], final=True)]
+        )  # (layers, chunk, vocab)
+        ids = targets[start:stop].to(logits.device)
+        chosen = logits.gather(-1, ids.unsqueeze(0).expand(n_layers, -1, -1))  # (layers, chunk, watched)
+        ranks = (logits.unsqueeze(-2) > chosen.unsqueeze(-1)).sum(-1) + 1
+        log_probs = torch.log_softmax(logits, dim=-1)
+        del logits
+        probs = log_probs.gather(-1, ids.unsqueeze(0).expand(n_layers, -1, -1)).exp()
+        p = log_probs.exp()
+        entropy = -(p * log_probs).sum(-1)
+        final = log_probs[-1:]
+        kl = (final.exp() * (final - log_probs)).sum(-1)
+        parts.append((ranks.cpu(), probs.cpu(), entropy.cpu(), kl.cpu()))
+    ranks, probs, entropy, kl = (torch.cat([p[i] for p in parts], dim=1) for i in range(4))
+    squeeze = target_ids.dim() == 1
+    return LensStats(
+        ranks=ranks.squeeze(-1) if squeeze else ranks,
+        probs=probs.squeeze(-1) if squeeze else probs,
+        entropy=entropy,
+        kl=kl,
+    )
+
+
+def lens_topk(head: LensHead, hidden: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k probabilities and token ids at every layer for one position: (layers, k) each."""
+    logits = torch.cat([head(hidden[:-1], final=False), head(hidden[-1:], final=True)])
+    probs = torch.softmax(logits, dim=-1)
+    top = probs.topk(k, dim=-1)
+    return top.values.cpu(), top.indices.cpu()
+
+
+# ----------------------------------------------------------------- OutputSeq
+@dataclass
+class LensSite:
+    """Where the lens reads for a token-list position: the hidden-state column and the token."""
+
+    position: int  # position in the sequence's token list
+    column: int  # column in hidden_states[stack]
+    token_id: int | None  # the token that came there (None: masked models predict, no truth)
+
+
+def _stack(output: OutputSeq) -> str:
+    return "decoder" if output.kind in ("causal", "enc-dec") else "encoder"
+
+
+def lens_site(output: OutputSeq, position: int, sequence: int = 0) -> LensSite:
+    """Check ``position`` (Ecco's: counts tokens from 0) and map it to a hidden-state column.
+
+    Causal and encoder-decoder models: the token at ``position`` is predicted from the hidden
+    state one before it, so the first token (and the decoder start) has no prediction.
+    Masked models: the prediction at ``position`` itself (e.g. a [MASK]).
+    """
+    seq = output.check_sequence(sequence)
+    if not isinstance(position, int) or not 0 <= position < len(seq):
+        raise ValueError(f"position={position!r} is out of range: sequence {sequence} has tokens 0..{len(seq) - 1}.")
+    if output.kind == "masked":
+        return LensSite(position, position, None)
+    first = seq.n_input_tokens + 1 if output.kind == "enc-dec" else 1
+    if position < first:
+        where = "the decoder start token or an encoder token" if output.kind == "enc-dec" else "the first token"
+        raise ValueError(
+            f"position={position} is {where}: no hidden state predicts it. Use a position from {first} to "
+            f"{len(seq) - 1}."
+        )
+    column = position - 1 - (seq.n_input_tokens if output.kind == "enc-dec" else 0)
+    return LensSite(position, column, seq.token_ids[position])
+
+
+def block_hidden(output: OutputSeq, sequence: int, columns: list[int]) -> torch.Tensor:
+    """(layers, positions, hidden): outputs of blocks 0..L-1 (the embeddings row dropped)."""
+    stack = _stack(output)
+    if stack not in output.hidden_states:
+        raise ValueError("This output has no hidden states: create the LM with hidden_states=True (the default).")
+    return output.hidden_states[stack][sequence, 1:, columns].float()
+
+
+def check_layer(output: OutputSeq, layer: int | None) -> None:
+    n = output.n_layers[_stack(output)]
+    if layer is not None and (not isinstance(layer, int) or not 0 <= layer < n):
+        raise ValueError(f"layer={layer!r} is out of range: the model has layers 0..{n - 1}.")
+
+
+def chosen_ids(head: LensHead, output: OutputSeq, sequence: int, sites: list[LensSite]) -> torch.Tensor:
+    """The token each site is about: the actual token, or the model's final top-1 (masked)."""
+    ids = [s.token_id for s in sites]
+    if all(i is not None for i in ids):
+        return torch.tensor(ids)
+    final = block_hidden(output, sequence, [s.column for s in sites])[-1]
+    return head(final, final=True).argmax(-1).cpu()
+
+
+def output_sites(output: OutputSeq, sequence: int) -> list[LensSite]:
+    """The sites of ``rankings``: generated tokens, else every predictable token."""
+    seq = output.check_sequence(sequence)
+    if output.kind == "masked":
+        mask_id = output.mask_token_id
+        masked = [p for p, i in enumerate(seq.token_ids) if mask_id is not None and i == mask_id]
+        positions = masked or [p for p in range(len(seq)) if not seq.special[p]]
+    else:
+        first = seq.n_input_tokens + (1 if output.kind == "enc-dec" else 0)
+        start = first if first < len(seq) else (seq.n_input_tokens + 1 if output.kind == "enc-dec" else 1)
+        positions = list(range(max(start, 1), len(seq)))
+    return [lens_site(output, p, sequence) for p in positions]
+
+
+def watch_ids(split, watch: list, vocab: int) -> list[int]:
+    """Token ids to watch: ids as given; strings by their first piece (warned when longer).
+
+    ``split(text)`` tokenises a string without special tokens."""
+    if not watch:
+        raise ValueError("watch is empty: give token ids or strings to follow across layers.")
+    ids = []
+    for item in watch:
+        if isinstance(item, str):
+            pieces = split(item)
+            if not pieces:
+                raise ValueError(f"watch entry {item!r} tokenizes to nothing.")
+            if len(pieces) > 1:
+                warnings.warn(
+                    f"watch entry {item!r} is {len(pieces)} tokens; ranking its first piece (id {pieces[0]}).",
+                    stacklevel=3,
+                )
+            ids.append(pieces[0])
+        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < vocab:
+            ids.append(item)
+        else:
+            raise ValueError(f"watch entry {item!r} is not a string or a token id in 0..{vocab - 1}.")
+    return ids

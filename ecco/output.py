@@ -317,6 +317,7 @@ class OutputSeq:
     def _rank_view(self, ranks: torch.Tensor, probs: torch.Tensor, columns: list[dict], caption: str) -> View:
         layers = self._lens_layers()
         return View("rankings", {
+            "max_rank": self._lens().head.weight.shape[0],
             "layers": layers,
             "columns": columns,
             "ranks": ranks.tolist(),

@@ -32,7 +32,7 @@
   /* Round tick step of about (hi - lo) / count; integer steps when `integer`. */
   function niceStep(lo, hi, count, integer) {
     var raw = (hi - lo) / Math.max(1, count), mag = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / mag;
-    var step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * mag;
+    var step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
     return integer ? Math.max(1, Math.round(step)) : step;
   }
   function ticks(lo, hi, step) {
@@ -69,7 +69,7 @@
       var lo = all.length ? Math.min(0, Math.min.apply(null, all)) : 0;
       var hi = all.length ? Math.max.apply(null, all) : 1;
       if (hi <= lo) hi = lo + 1;
-      var ystep = niceStep(lo, hi, 4, false);
+      var ystep = niceStep(lo, hi, 5, false);
       lo = Math.floor(lo / ystep + 1e-9) * ystep;
       hi = Math.ceil(hi / ystep - 1e-9) * ystep;
       function y(v) { return M.top + ph - (v - lo) / (hi - lo) * ph; }
@@ -95,7 +95,7 @@
       axes.appendChild(svg("text", {
         class: "ecco-traj-label", x: 0, y: 0, "text-anchor": "middle",
         transform: "translate(11 " + (M.top + ph / 2) + ") rotate(-90)"
-      }, s.unit ? s.unit : s.label || s.key));
+      }, s.unit || s.key));
       chart.appendChild(axes);
 
       // One group per token: the line, a wide invisible stroke to hover it, the points.

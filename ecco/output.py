@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from . import lens
+from . import analysis, decomposition, lens
 from .attribution import AttributionResult
 from .attribution.aggregate import word_spans
 from .render import View
@@ -406,6 +406,104 @@ class OutputSeq:
                 for label, values in series.items()
             ],
             "title": self.model_name,
+        })
+
+    # ------------------------------------------------------ neuron activations
+    def run_nmf(
+        self,
+        n_components: int | str = 10,
+        from_layer: int | None = None,
+        to_layer: int | None = None,
+        nonneg: str = "clip",
+        **kwargs,
+    ) -> decomposition.NMF:
+        """Ecco's NMF of the neuron activations (layers [from_layer, to_layer)); ``explore()``
+        and ``plot()`` on the result. ``nonneg='split'`` keeps negative activations as separate
+        features; ``n_components='auto'`` picks the elbow of the reconstruction error."""
+        return decomposition.decompose(self, "nmf", n_components, from_layer, to_layer, nonneg, **kwargs)
+
+    def run_decomposition(self, method: str = "nmf", n_components: int | str = 10, **kwargs) -> decomposition.Decomposition:
+        """NMF, PCA, ICA or truncated SVD of the activations, through one interface."""
+        return decomposition.decompose(self, method, n_components, **kwargs)
+
+    def _activation_stack(self, stack: str | None) -> tuple[str, np.ndarray, list[int]]:
+        name = decomposition.activation_stack(self, stack)
+        return name, self.activations[name], self.activation_layers[name]
+
+    def _token_entries(self, sequence: int) -> list[dict]:
+        return [
+            {k: v for k, v in token.items() if k != "id"} | {"sequence": sequence}
+            for token in self.tokens_view(sequence).data["tokens"]
+        ]
+
+    def top_neurons(
+        self, position: int, k: int = 10, sequence: int = 0, stack: str | None = None, printJson: bool = False  # noqa: N803
+    ) -> View | list[dict]:
+        """The ``k`` most active neurons (all captured layers) at one token: (layer, neuron, value)."""
+        seq = self.check_sequence(sequence)
+        if not isinstance(position, int) or not 0 <= position < len(seq):
+            raise ValueError(f"position={position!r} is out of range: sequence {sequence} has tokens 0..{len(seq) - 1}.")
+        name, acts, layers = self._activation_stack(stack)
+        values = acts[sequence, :, :, position]  # (layers, neurons)
+        if not isinstance(k, int) or not 1 <= k <= values.size:
+            raise ValueError(f"k must be between 1 and {values.size}, got {k!r}.")
+        flat = np.argsort(values, axis=None)[::-1][:k]
+        rows = [
+            {"layer": layers[i // values.shape[1]], "neuron": int(i % values.shape[1]), "value": float(values.flat[i])}
+            for i in flat
+        ]
+        if printJson:
+            return rows
+        return View("top_neurons", {
+            "token": {"text": seq.tokens[position], "position": position},
+            "neurons": rows,
+            "title": f"{self.model_name}: most active {name} neurons",
+        })
+
+    def neuron_view(
+        self, layer: int, neuron: int, sequence: int = 0, stack: str | None = None, printJson: bool = False  # noqa: N803
+    ) -> View | np.ndarray:
+        """One neuron's activation over every token, as highlighted text (Karpathy-style)."""
+        seq = self.check_sequence(sequence)
+        name, acts, layers = self._activation_stack(stack)
+        if layer not in layers:
+            raise ValueError(f"layer={layer!r} was not captured; captured {name} layers: {layers}.")
+        if not isinstance(neuron, int) or not 0 <= neuron < acts.shape[2]:
+            raise ValueError(f"neuron={neuron!r} is out of range: layers have neurons 0..{acts.shape[2] - 1}.")
+        values = acts[sequence, layers.index(layer), neuron, : len(seq)].astype(float)
+        if printJson:
+            return values
+        return View("neuron", {
+            "tokens": self._token_entries(sequence),
+            "values": values.tolist(),
+            "layer": layer,
+            "neuron": neuron,
+            "stack": name,
+            "title": self.model_name,
+        })
+
+    def layer_similarity(
+        self, method: str = "cka", stack: str | None = None, sequences: list[int] | None = None,
+        printJson: bool = False, **kwargs  # noqa: N803
+    ) -> View | np.ndarray:
+        """Similarity of every pair of captured layers' activations (``cka``, ``svcca``, ``pwcca``
+        or ``cca``), over the tokens of ``sequences`` (all by default): a (layers, layers) matrix."""
+        if method not in analysis.SIMILARITY:
+            raise ValueError(f"Unknown similarity {method!r}; valid: {', '.join(analysis.SIMILARITY)}.")
+        selection = decomposition.select_activations(self, sequences=sequences, stack=stack)
+        per_layer = selection.matrix.reshape(len(selection.layers), -1, selection.matrix.shape[1])
+        n = len(per_layer)
+        matrix = np.eye(n)
+        for i in range(n):
+            for j in range(i + 1, n):
+                matrix[i, j] = matrix[j, i] = analysis.SIMILARITY[method](per_layer[i], per_layer[j], **kwargs)
+        if printJson:
+            return matrix
+        return View("similarity", {
+            "labels": [str(layer) for layer in selection.layers],
+            "matrix": matrix.tolist(),
+            "method": method,
+            "title": f"{self.model_name}: {method.upper()} between {selection.stack} layers",
         })
 
     def _repr_html_(self) -> str:

@@ -1,0 +1,112 @@
+"""Similarity of two sets of neuron activations, each (neurons, positions).
+
+Positions are the data points: both arrays must cover the same tokens. Every function returns
+a float in [0, 1].
+
+- ``cca``: mean canonical correlation between the two neuron spaces (Hotelling 1936),
+  computed from orthonormal bases of the centred data (rank-revealing SVD, so collinear or
+  redundant neurons are handled);
+- ``svcca``: CCA after reducing each space to the top singular directions that keep
+  ``keep`` of its variance (Raghu et al. 2017);
+- ``pwcca``: projection-weighted mean of the canonical correlations, weights proportional to
+  how much of ``x``'s neurons each canonical variate accounts for (Morcos et al. 2018);
+- ``cka``: centred kernel alignment (Kornblith et al. 2019), linear kernel by default or an
+  RBF kernel whose width is ``sigma`` times the median pairwise distance.
+
+With more neurons than positions CCA is degenerate (any two spaces can be aligned
+perfectly); use ``svcca`` or ``cka`` there, or more tokens.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2:
+        raise ValueError(f"expected 2-d (neurons, positions) arrays, got shapes {x.shape} and {y.shape}.")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"x and y must cover the same positions: x has {x.shape[1]}, y has {y.shape[1]} (arrays are "
+            "(neurons, positions))."
+        )
+    if x.shape[1] < 2:
+        raise ValueError("at least two positions are needed.")
+    return x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
+
+
+def _basis(centred: np.ndarray, tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orthonormal basis (positions, rank) of the neurons' span, with singular values and vectors."""
+    u, s, vt = np.linalg.svd(centred.T, full_matrices=False)  # centred.T = u s vt, u: (positions, r)
+    rank = int((s > tol * max(s[0], 1e-300)).sum()) if s.size else 0
+    return u[:, :rank], s[:rank], vt[:rank]
+
+
+def _canonical(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical correlations and the canonical variates of x (positions, k), from centred data."""
+    ux, _, _ = _basis(x)
+    uy, _, _ = _basis(y)
+    if ux.shape[1] == 0 or uy.shape[1] == 0:
+        raise ValueError("an input has no variance across positions.")
+    a, rho, _ = np.linalg.svd(ux.T @ uy, full_matrices=False)
+    return np.clip(rho, 0.0, 1.0), ux @ a
+
+
+def cca(x: np.ndarray, y: np.ndarray) -> float:
+    """Mean canonical correlation between x and y (neurons, positions)."""
+    rho, _ = _canonical(*_check(x, y))
+    return float(rho.mean())
+
+
+def _reduce(centred: np.ndarray, keep: float) -> np.ndarray:
+    u, s, _ = _basis(centred)
+    energy = np.cumsum(s**2) / np.sum(s**2)
+    k = int(np.searchsorted(energy, keep - 1e-12) + 1)
+    return s[:k, None] * u[:, :k].T  # (k, positions): the data in its top-k singular directions
+
+
+def svcca(x: np.ndarray, y: np.ndarray, keep: float = 0.99) -> float:
+    """SVCCA: CCA of the top singular directions keeping ``keep`` of each input's variance."""
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep must be in (0, 1], got {keep!r}.")
+    xc, yc = _check(x, y)
+    rho, _ = _canonical(_reduce(xc, keep), _reduce(yc, keep))
+    return float(rho.mean())
+
+
+def pwcca(x: np.ndarray, y: np.ndarray) -> float:
+    """PWCCA: canonical correlations weighted by how much of x each canonical variate explains."""
+    xc, yc = _check(x, y)
+    rho, variates = _canonical(xc, yc)
+    weights = np.abs(xc @ variates).sum(axis=0)  # sum over x's neurons of |<neuron, variate>|
+    weights = weights / weights.sum()
+    return float(np.clip((weights * rho).sum(), 0.0, 1.0))
+
+
+def _rbf(x: np.ndarray, sigma: float) -> np.ndarray:
+    sq = np.sum(x**2, axis=0)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x.T @ x, 0)
+    median = np.median(d2[np.triu_indices_from(d2, k=1)])
+    return np.exp(-d2 / (2 * (sigma**2) * max(median, 1e-12)))
+
+
+def _center(k: np.ndarray) -> np.ndarray:
+    n = k.shape[0]
+    h = np.eye(n) - np.ones((n, n)) / n
+    return h @ k @ h
+
+
+def cka(x: np.ndarray, y: np.ndarray, kernel: str = "linear", sigma: float = 1.0) -> float:
+    """Centred kernel alignment between x and y (neurons, positions)."""
+    xc, yc = _check(x, y)
+    if kernel == "linear":
+        cross = np.linalg.norm(yc @ xc.T) ** 2
+        norm = np.linalg.norm(xc @ xc.T) * np.linalg.norm(yc @ yc.T)
+        return float(np.clip(cross / max(norm, 1e-300), 0.0, 1.0))
+    if kernel == "rbf":
+        kx, ky = _center(_rbf(xc, sigma)), _center(_rbf(yc, sigma))
+        return float(np.clip((kx * ky).sum() / max(np.linalg.norm(kx) * np.linalg.norm(ky), 1e-300), 0.0, 1.0))
+    raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}.")
+
+
+SIMILARITY = {"cca": cca, "svcca": svcca, "pwcca": pwcca, "cka": cka}

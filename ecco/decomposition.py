@@ -1,0 +1,247 @@
+"""Factorising neuron activations: NMF (Ecco's explorer) and PCA / ICA / SVD.
+
+Activations are Ecco's (batch, layers, neurons, positions). The selected layers and
+sequences become one (features, tokens) matrix: layers x neurons rows, the valid positions
+of each sequence side by side (padding is dropped). NMF needs non-negative input: FFN
+activations are often negative (GELU, SiLU, gated ``act(gate) * up`` in Llama-style models),
+so ``nonneg='clip'`` keeps Ecco's max(x, 0) and ``nonneg='split'`` stacks the positive part
+and the negative part as separate features (no signal thrown away; use it for gated and SiLU
+models, where about half of the activations are negative).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .render import View
+
+if TYPE_CHECKING:
+    from .output import OutputSeq
+
+METHODS = ("nmf", "pca", "ica", "svd")
+_AUTO_MAX = 15
+
+
+@dataclass
+class Selection:
+    """Which part of an output's activations is factorised, and the resulting matrix."""
+
+    stack: str
+    layers: list[int]  # layer numbers, numeric order
+    sequences: list[int]
+    positions: list[tuple[int, int]]  # (sequence, position) of each column
+    matrix: np.ndarray  # (layers * neurons, tokens)
+
+
+def activation_stack(output: OutputSeq, stack: str | None = None) -> str:
+    """The stack whose activations to use (the decoder's by default), checked."""
+    if not output.activations:
+        raise ValueError(
+            "This output has no neuron activations: create the LM with activations=True, e.g. "
+            "ecco.from_pretrained(name, activations=True)."
+        )
+    stack = stack or ("decoder" if "decoder" in output.activations else "encoder")
+    if stack not in output.activations:
+        raise ValueError(f"No {stack!r} activations; available: {', '.join(output.activations)}.")
+    return stack
+
+
+def select_activations(
+    output: OutputSeq,
+    from_layer: int | None = None,
+    to_layer: int | None = None,
+    sequences: list[int] | None = None,
+    stack: str | None = None,
+) -> Selection:
+    """Ecco's reshape: (batch, layers, neurons, positions) -> (layers*neurons, batch*positions)."""
+    stack = activation_stack(output, stack)
+    acts = output.activations[stack]
+    numbers = output.activation_layers[stack]
+    n_model_layers = output.n_layers[stack]
+    low = 0 if from_layer is None else from_layer
+    high = n_model_layers if to_layer is None else to_layer
+    for name, value in (("from_layer", from_layer), ("to_layer", to_layer)):
+        if value is not None and (not isinstance(value, int) or not 0 <= value <= n_model_layers):
+            raise ValueError(f"{name}={value!r} is out of range: the model has layers 0..{n_model_layers - 1}.")
+    if low >= high:
+        raise ValueError(f"from_layer ({low}) must be smaller than to_layer ({high}); the range is [from, to).")
+    rows = [i for i, n in enumerate(numbers) if low <= n < high]
+    if not rows:
+        raise ValueError(f"No captured layer in [{low}, {high}); captured layers: {numbers}.")
+    sequences = list(range(output.batch_size)) if sequences is None else list(sequences)
+    for s in sequences:
+        output.check_sequence(s)
+    positions = [(s, p) for s in sequences for p in range(len(output.sequences[s]))]
+    blocks = [acts[s][rows][:, :, : len(output.sequences[s])] for s in sequences]  # (layers, neurons, len)
+    matrix = np.concatenate([b.reshape(-1, b.shape[-1]) for b in blocks], axis=1).astype(np.float32)
+    return Selection(stack, [numbers[i] for i in rows], sequences, positions, matrix)
+
+
+def nonnegative(matrix: np.ndarray, mode: str) -> np.ndarray:
+    """'clip' (Ecco): max(x, 0); 'split': [max(x, 0); max(-x, 0)] stacked as features."""
+    if mode == "clip":
+        return np.maximum(matrix, 0)
+    if mode == "split":
+        return np.concatenate([np.maximum(matrix, 0), np.maximum(-matrix, 0)])
+    raise ValueError(f"nonneg must be 'clip' or 'split', got {mode!r}.")
+
+
+def _model(method: str, k: int, seed: int, **kwargs):
+    from sklearn import decomposition
+
+    if method == "nmf":
+        options = {"init": "nndsvda", "max_iter": 500, "random_state": seed, **kwargs}
+        return decomposition.NMF(n_components=k, **options)
+    if method == "pca":
+        return decomposition.PCA(n_components=k, random_state=seed, **kwargs)
+    if method == "ica":
+        return decomposition.FastICA(n_components=k, random_state=seed, max_iter=1000, **kwargs)
+    if method == "svd":
+        return decomposition.TruncatedSVD(n_components=k, random_state=seed, **kwargs)
+    raise ValueError(f"Unknown decomposition method {method!r}; valid: {', '.join(METHODS)}.")
+
+
+def _fit(method: str, data: np.ndarray, k: int, seed: int, **kwargs) -> tuple[object, np.ndarray, float]:
+    """(model, factors (k, tokens), relative reconstruction error) for data (features, tokens)."""
+    model = _model(method, k, seed, **kwargs)
+    factors = model.fit_transform(data.T)  # samples are tokens
+    reconstruction = model.inverse_transform(factors) if hasattr(model, "inverse_transform") else factors @ model.components_
+    error = float(np.linalg.norm(data.T - reconstruction) / max(np.linalg.norm(data), 1e-12))
+    return model, factors.T, error
+
+
+def elbow(errors: list[float]) -> int:
+    """Index of the elbow: the point farthest below the chord from first to last."""
+    if len(errors) < 3:
+        return len(errors) - 1
+    x = np.arange(len(errors), dtype=float)
+    y = np.asarray(errors, dtype=float)
+    chord = y[0] + (y[-1] - y[0]) * x / x[-1]
+    return int(np.argmax(chord - y))
+
+
+@dataclass
+class Decomposition:
+    """Factors of neuron activations, with the interactive explorer (``explore``) and a figure (``plot``).
+
+    ``components``: (n_components, tokens) factor activations over the tokens (Ecco's name);
+    ``loadings``: (n_components, features) weights of each neuron (``model.components_``);
+    ``model``: the fitted scikit-learn estimator; ``errors``: relative reconstruction error per
+    number of components tried (``n_components='auto'``).
+    """
+
+    method: str
+    n_components: int
+    components: np.ndarray
+    loadings: np.ndarray
+    model: object
+    selection: Selection
+    output: OutputSeq = field(repr=False)
+    nonneg: str | None = None
+    reconstruction_error: float = 0.0
+    errors: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> list[str]:
+        return [self.output.sequences[s].tokens[p] for s, p in self.selection.positions]
+
+    def display_factors(self) -> tuple[np.ndarray, list[str]]:
+        """Non-negative factors for display: signed methods show each component's positive and
+        negative directions as two factors ("k+" and "k-")."""
+        if self.method == "nmf":
+            return self.components, [str(k) for k in range(self.n_components)]
+        positive, negative = np.maximum(self.components, 0), np.maximum(-self.components, 0)
+        values = np.stack([positive, negative], axis=1).reshape(-1, self.components.shape[1])
+        labels = [f"{k}{sign}" for k in range(self.n_components) for sign in ("+", "-")]
+        return values, labels
+
+    def explore(self, printJson: bool = False) -> View | dict:  # noqa: N803
+        """The factor explorer: sparklines per factor; hover or click one to colour the tokens."""
+        values, labels = self.display_factors()
+        data = {
+            "tokens": [
+                {
+                    "text": self.output.sequences[s].tokens[p],
+                    "position": p,
+                    "sequence": s,
+                    "is_input": p < self.output.sequences[s].n_input_tokens,
+                    "continues_word": self.output.sequences[s].continues_word[p],
+                    "special": self.output.sequences[s].special[p],
+                }
+                for s, p in self.selection.positions
+            ],
+            "factors": values.tolist(),
+            "factor_labels": labels,
+            "method": self.method,
+            "caption": f"{self.method.upper()}, {self.n_components} components, layers "
+            f"{self.selection.layers[0]}-{self.selection.layers[-1]} ({self.selection.stack})",
+            "title": self.output.model_name,
+        }
+        return data if printJson else View("nmf", data)
+
+    def plot(self, n_components: int | None = None):
+        """A matplotlib figure: one row per factor, its activation over the tokens."""
+        import matplotlib.pyplot as plt
+
+        values, labels = self.display_factors()
+        count = len(values) if n_components is None else min(n_components, len(values))
+        fig, axes = plt.subplots(count, 1, figsize=(max(6, 0.18 * values.shape[1]), 0.7 * count + 1), sharex=True,
+                                 squeeze=False)
+        for row, ax in enumerate(axes[:, 0]):
+            ax.fill_between(range(values.shape[1]), values[row], step="mid", alpha=0.6)
+            ax.set_ylabel(labels[row], rotation=0, ha="right", fontsize=8)
+            ax.set_yticks([])
+        tokens = [repr(t)[1:-1] for t in self.tokens]
+        axes[-1, 0].set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
+        fig.tight_layout()
+        return fig
+
+
+def decompose(
+    output: OutputSeq,
+    method: str = "nmf",
+    n_components: int | str = 10,
+    from_layer: int | None = None,
+    to_layer: int | None = None,
+    nonneg: str = "clip",
+    sequences: list[int] | None = None,
+    stack: str | None = None,
+    seed: int = 0,
+    **kwargs,
+) -> Decomposition:
+    """Factorise the selected activations (see the module docstring)."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown decomposition method {method!r}; valid: {', '.join(METHODS)}.")
+    selection = select_activations(output, from_layer, to_layer, sequences, stack)
+    data = nonnegative(selection.matrix, nonneg) if method == "nmf" else selection.matrix
+    n_tokens = data.shape[1]
+    limit = min(n_tokens, data.shape[0]) - (1 if method in ("svd", "pca") else 0)
+    errors: dict[int, float] = {}
+    if n_components == "auto":
+        tried = list(range(1, max(1, min(_AUTO_MAX, limit)) + 1))
+        fits = {k: _fit(method, data, k, seed, **kwargs) for k in tried}
+        errors = {k: fit[2] for k, fit in fits.items()}
+        n_components = tried[elbow([errors[k] for k in tried])]
+        model, factors, error = fits[n_components]
+    else:
+        if not isinstance(n_components, int) or isinstance(n_components, bool) or not 1 <= n_components <= limit:
+            raise ValueError(
+                f"n_components must be 'auto' or an integer from 1 to {limit} (there are {n_tokens} tokens), "
+                f"got {n_components!r}."
+            )
+        model, factors, error = _fit(method, data, n_components, seed, **kwargs)
+    return Decomposition(
+        method=method,
+        n_components=int(n_components),
+        components=factors,
+        loadings=np.asarray(model.components_),
+        model=model,
+        selection=selection,
+        output=output,
+        nonneg=nonneg if method == "nmf" else None,
+        reconstruction_error=error,
+        errors=errors,
+    )
+NMF = Decomposition  # Ecco's name for the object run_nmf returns

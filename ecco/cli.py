@@ -38,7 +38,12 @@ def run_demo(prompt: str, generate: int, out: str | Path, model: str = DEFAULT_M
     _log(f"loaded in {time.perf_counter() - started:.1f} s; generating {generate} tokens and their attributions ...")
     output = lm.generate(prompt, generate=generate, attribution=["grad_x_input"])
     print(f"{prompt}\033[1m{output.output_text[0]}\033[0m" if sys.stdout.isatty() else prompt + output.output_text[0])
-    views = [output.tokens_view(), output.primary_attributions(attr_method="grad_x_input", style="detailed")]
+    views = [
+        output.tokens_view(),
+        output.primary_attributions(attr_method="grad_x_input", style="detailed"),
+        output.rankings(),
+        output.run_nmf(n_components=6).explore(),
+    ]
     path = save_report(views, out, title=f"ecco · {model}")
     print(f"report: {Path(path).resolve()}")
     return Path(path)

@@ -644,9 +644,9 @@ def _attribution_options(values: Mapping | None) -> Options:
 def _link(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: ModelSpec) -> ModelLink:
     """What outputs keep of the model: the tokenizer and the logit-lens head (if any)."""
     try:
-        return ModelLink(tokenizer, LensHead.from_model(model, spec))
+        return ModelLink(tokenizer, LensHead.from_model(model, spec), model=model, spec=spec)
     except ValueError as error:
-        return ModelLink(tokenizer, None, str(error))
+        return ModelLink(tokenizer, None, str(error), model=model, spec=spec)
 
 
 def _store_dtype(value: str | torch.dtype) -> torch.dtype:

@@ -8,7 +8,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from . import analysis, decomposition, lens
+from torch import nn
+
+from . import analysis, attention, decomposition, lens
+from .models.spec import ModelSpec
 from .attribution import AttributionResult
 from .attribution.aggregate import word_spans
 from .render import View
@@ -23,6 +26,8 @@ class ModelLink:
     tokenizer: PreTrainedTokenizerBase
     lens: lens.LensHead | None
     lens_error: str | None = None
+    model: nn.Module | None = None
+    spec: ModelSpec | None = None
 
 
 @dataclass
@@ -505,6 +510,64 @@ class OutputSeq:
             "method": method,
             "title": f"{self.model_name}: {method.upper()} between {selection.stack} layers",
         })
+
+    # -------------------------------------------------------------- attention
+    def attention_head_view(
+        self,
+        layer: int | None = None,
+        heads: list[int] | None = None,
+        sequence: int = 0,
+        attention_set: str | None = None,
+        printJson: bool = False,  # noqa: N803
+    ) -> View | dict:
+        """Tokens in two columns, lines weighted by attention; a layer selector, one tile per
+        head (click toggles, double-click isolates); hover a token for attention from / to it.
+        ``attention_set``: 'decoder', 'encoder' or 'cross' (all available sets are selectable)."""
+        name = attention.check_attention(self, attention_set)
+        self.check_sequence(sequence)
+        attention.check_layer_head(self, name, layer, None)
+        for head in heads or []:
+            attention.check_layer_head(self, name, None, head)
+        names = list(self.attention)
+        data = {
+            "sets": [attention.packed_set(self, n, sequence) for n in names],
+            "set": names.index(name),
+            "layer": 0 if layer is None else layer,
+            "heads": None if heads is None else list(heads),
+            "title": self.model_name,
+        }
+        return data if printJson else View("attention_head", data)
+
+    def attention_model_view(
+        self, sequence: int = 0, attention_set: str | None = None, printJson: bool = False  # noqa: N803
+    ) -> View | dict:
+        """Thumbnails of every layer x head; click one to enlarge it."""
+        name = attention.check_attention(self, attention_set)
+        self.check_sequence(sequence)
+        names = list(self.attention)
+        data = {
+            "sets": [attention.packed_set(self, n, sequence) for n in names],
+            "set": names.index(name),
+            "title": self.model_name,
+        }
+        return data if printJson else View("attention_model", data)
+
+    def attention_neuron_view(
+        self,
+        layer: int,
+        head: int,
+        sequence: int = 0,
+        attention_set: str | None = None,
+        selected: int | None = None,
+        printJson: bool = False,  # noqa: N803
+    ) -> View | dict:
+        """How one head's weights arise: for a selected token, its query, each key, their
+        element-wise product and the softmaxed scores (queries/keys as the model uses them)."""
+        name = attention.check_attention(self, attention_set)
+        attention.check_layer_head(self, name, layer, head)
+        queries, _ = attention.set_tokens(self, name, sequence)
+        data = attention.neuron_data(self, name, layer, head, sequence, len(queries) - 1 if selected is None else selected)
+        return data if printJson else View("attention_neuron", data)
 
     def _repr_html_(self) -> str:
         return "".join(self.tokens_view(i).html for i in range(self.batch_size))

@@ -78,7 +78,8 @@
         el("div", { class: "ecco-tooltip-title" }, JSON.stringify(String(tok.text))),
         util.tooltipRow("value", signed(values[i])),
         util.tooltipRow("position", tok.position + (sequences.length > 1 ? " (sequence " + tok.sequence + ")" : "")),
-        name ? util.tooltipRow("neuron", name) : null
+        present(data.layer) ? util.tooltipRow("layer", data.layer) : null,
+        present(data.neuron) ? util.tooltipRow("neuron", data.neuron) : null
       ];
     });
   };

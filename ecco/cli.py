@@ -34,7 +34,7 @@ def run_demo(prompt: str, generate: int, out: str | Path, model: str = DEFAULT_M
 
     started = time.perf_counter()
     _log(f"loading {model} ...")
-    lm = ecco.from_pretrained(model, activations=True, verbose=False)
+    lm = ecco.from_pretrained(model, activations=True, attention=True, verbose=False)
     _log(f"loaded in {time.perf_counter() - started:.1f} s; generating {generate} tokens and their attributions ...")
     output = lm.generate(prompt, generate=generate, attribution=["grad_x_input"])
     print(f"{prompt}\033[1m{output.output_text[0]}\033[0m" if sys.stdout.isatty() else prompt + output.output_text[0])
@@ -42,6 +42,7 @@ def run_demo(prompt: str, generate: int, out: str | Path, model: str = DEFAULT_M
         output.tokens_view(),
         output.primary_attributions(attr_method="grad_x_input", style="detailed"),
         output.rankings(),
+        output.attention_head_view(layer=0),
         output.run_nmf(n_components=6).explore(),
     ]
     path = save_report(views, out, title=f"ecco · {model}")

@@ -135,9 +135,10 @@ def integrated_gradients(
     interpolation step's forward pass across all targets.
 
     ``n_steps`` is a number of Gauss-Legendre nodes, or ``'auto'``: adaptive quadrature that
-    bisects the sub-interval of [0, 1] whose estimate changes most (so nodes gather where the
-    integrand changes fast, typically near alpha = 0 in pre-norm models) until the completeness
-    error of every target is within ``tolerance`` or ``max_steps`` nodes were used.
+    starts from a geometrically graded partition of [0, 1] (intervals [0, 2^-8], ..., [1/2, 1],
+    because pre-norm models change fastest near alpha = 0), then bisects the sub-interval whose
+    estimate changes most until the completeness error of every target is within ``tolerance``
+    or ``max_steps`` nodes were used.
     """
     baselines = baselines or tuple(torch.zeros_like(e) for e in problem.embeds)
     integrator = _Integrator(problem, baselines, step_chunk, target_chunk)
@@ -158,6 +159,7 @@ def integrated_gradients(
 
 
 _NODES_PER_INTERVAL = 4
+_GRADED_LEVELS = 8  # initial intervals [0, 2^-8], [2^-8, 2^-7], ..., [1/2, 1]
 
 
 def _adaptive(integrator: _Integrator, tolerance: float, max_steps: int) -> tuple[Grads, bool]:
@@ -169,8 +171,10 @@ def _adaptive(integrator: _Integrator, tolerance: float, max_steps: int) -> tupl
     def total(parts: dict[tuple[float, float], Grads]) -> Grads:
         return tuple(sum(p[i] for p in parts.values()) for i in range(len(integrator.diff)))  # type: ignore[misc]
 
-    parts = {(0.0, 1.0): estimate(0.0, 1.0)}
-    queue: list[tuple[float, float, float]] = [(-np.inf, 0.0, 1.0)]  # (-estimated error, a, b)
+    edges = [0.0] + [2.0**-k for k in range(_GRADED_LEVELS, -1, -1)]
+    parts = {(a, b): estimate(a, b) for a, b in zip(edges, edges[1:])}
+    queue: list[tuple[float, float, float]] = [(-np.inf, a, b) for a, b in parts]  # (-estimated error, a, b)
+    heapq.heapify(queue)
     while True:
         integral = total(parts)
         if integrator.error(integral).max() <= tolerance:

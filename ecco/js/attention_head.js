@@ -83,7 +83,8 @@
     /* Lines of the active heads, optionally only from query `q` or only to key `k`. */
     function group(onlyQ, onlyK) {
       var d = dims(), g = svg("g", { class: "ecco-att-lines" }), x2 = WIDTH;
-      var fade = state.heads.length > 1 ? Math.max(0.35, 1 / Math.sqrt(state.heads.length)) : 1;
+      // Several heads overlap: fade each, except when only the lines of one token are shown.
+      var fade = state.heads.length > 1 && onlyQ === null && onlyK === null ? Math.max(0.35, 1 / Math.sqrt(state.heads.length)) : 1;
       state.heads.forEach(function (h) {
         var colour = rgb(headRGB(h));
         for (var q = onlyQ === null ? 0 : onlyQ; q < (onlyQ === null ? d.Q : onlyQ + 1); q++) {
@@ -120,14 +121,15 @@
       lines.appendChild(group(fromLeft ? f.index : null, fromLeft ? null : f.index));
       var token = (fromLeft ? left : right).children[f.index];
       if (token) token.classList.add("ecco-att-focus");
-      // The other column: one mark per active head, opacity = weight.
+      // The other column: one mark per active head, opacity = weight, where the lines end.
+      var mw = Math.max(2, Math.min(8, Math.floor(60 / Math.max(1, state.heads.length)) - 1)) + "px";
       Array.prototype.forEach.call((fromLeft ? right : left).children, function (other, i) {
         var marks = other.querySelector(".ecco-att-marks");
         state.heads.forEach(function (h) {
           var w = (fromLeft ? at(h, f.index, i) : at(h, i, f.index)) / 255;
           marks.appendChild(el("span", {
             class: "ecco-att-mark", "data-head": h, "data-weight": Number(w.toFixed(3)),
-            style: { backgroundColor: rgb(headRGB(h)), opacity: String(Math.max(w, 0.04).toFixed(3)) }
+            style: { width: mw, backgroundColor: rgb(headRGB(h)), opacity: w.toFixed(3) }
           }));
         });
       });

@@ -150,6 +150,8 @@ def neuron_data(output: OutputSeq, name: str, layer: int, head: int, sequence: i
         stack = "decoder"
     ids = torch.tensor([seq.token_ids], device=next(link.model.parameters()).device)
     inputs = {"input_ids": ids}
+    if seq.token_type_ids is not None:
+        inputs["token_type_ids"] = torch.tensor([seq.token_type_ids], device=ids.device)
     if output.kind == "enc-dec":
         inputs = {"input_ids": ids[:, : seq.n_input_tokens], "decoder_input_ids": ids[:, seq.n_input_tokens :]}
     with recording_attention(link.model, link.spec, (name, layer)) as records, torch.no_grad():

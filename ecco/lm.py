@@ -440,8 +440,10 @@ class LM:
         decoder = extra.get("decoder_input_ids")
         if decoder is not None:
             sequences = [s + d.tolist() for s, d in zip(sequences, decoder.cpu())]
+        types = extra.get("token_type_ids")
+        segments = None if types is None else [row[:n].tolist() for row, n in zip(shift_left(types.cpu(), pads, [1]), lengths)]
         if n_input is None:
-            return self._output(sequences, lengths, None, None, [0] * len(lengths), captures)
+            return self._output(sequences, lengths, None, None, [0] * len(lengths), captures, segments)
         logits = shift_left(out.logits.detach().cpu(), pads, [1]) if decoder is None else out.logits.detach().cpu()
         # Continuation token j of item i sits at position first + j and is predicted one before.
         first = [1] * len(sequences) if decoder is not None else n_input
@@ -584,6 +586,7 @@ class LM:
         logits: torch.Tensor | None,
         n_generated: list[int],
         captures: dict[str, dict[str, torch.Tensor]],
+        segments: list[list[int]] | None = None,
     ) -> OutputSeq:
         probs = entropy = None
         if logits is not None and generated is not None:
@@ -593,7 +596,10 @@ class LM:
             chosen = log_probs.gather(-1, generated[:, : log_probs.shape[1], None]).squeeze(-1)
             probs = torch.where(valid, chosen.exp(), torch.nan)
             entropy = torch.where(valid, -(log_probs.exp() * log_probs).sum(-1), torch.nan)
-        meta = [SequenceMeta.from_ids(self.tokenizer, ids, n) for ids, n in zip(token_ids, n_input)]
+        meta = [
+            SequenceMeta.from_ids(self.tokenizer, ids, n, None if segments is None else segments[i])
+            for i, (ids, n) in enumerate(zip(token_ids, n_input))
+        ]
         return OutputSeq(
             link=self.link,
             model_name=self.model_name,

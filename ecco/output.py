@@ -39,11 +39,14 @@ class SequenceMeta:
     tokens: list[str]
     continues_word: list[bool]
     special: list[bool]
+    token_type_ids: list[int] | None = None  # segment ids of sentence pairs (BERT-style)
 
     @classmethod
-    def from_ids(cls, tokenizer: PreTrainedTokenizerBase, ids: list[int], n_input: int) -> SequenceMeta:
+    def from_ids(
+        cls, tokenizer: PreTrainedTokenizerBase, ids: list[int], n_input: int, token_type_ids: list[int] | None = None
+    ) -> SequenceMeta:
         text = describe_tokens(tokenizer, ids)
-        return cls(list(ids), int(n_input), text.text, text.continues_word, text.special)
+        return cls(list(ids), int(n_input), text.text, text.continues_word, text.special, token_type_ids)
 
     def __len__(self) -> int:
         return len(self.token_ids)

@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -52,3 +53,12 @@ def hook_count(model: torch.nn.Module) -> int:
         len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
         + len(getattr(m, "_forward_hooks_with_kwargs", {})) for m in model.modules()
     )
+
+
+def softmax_from_neuron_data(data: dict) -> np.ndarray:
+    """The attention weights recomputed from a neuron view's queries, keys, scale and bias."""
+    q, k = np.array(data["query"]), np.array(data["key"])
+    bias = 0 if data["bias"] is None else np.array([[-np.inf if v is None else v for v in r] for r in data["bias"]])
+    scores = q @ k.T * data["scale"] + bias
+    w = np.exp(scores - scores.max(-1, keepdims=True))
+    return w / w.sum(-1, keepdims=True)

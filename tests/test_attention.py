@@ -9,6 +9,7 @@ import torch
 
 import ecco
 from tests import tiny
+from tests.conftest import softmax_from_neuron_data
 
 ARCHS = ["gpt2", "llama", "t5", "bart", "bert"]
 
@@ -18,14 +19,6 @@ def _output(arch: str, tokenizer, pair: bool = False):
     if arch == "bert":
         return lm("the quick brown fox", "the lazy dog") if pair else lm("the quick brown fox")
     return lm.generate(["the quick brown fox", "hello"], generate=3, min_new_tokens=3)
-
-
-def _softmax_from(data: dict) -> np.ndarray:
-    q, k = np.array(data["query"]), np.array(data["key"])
-    bias = 0 if data["bias"] is None else np.array([[-np.inf if v is None else v for v in r] for r in data["bias"]])
-    scores = q @ k.T * data["scale"] + bias
-    w = np.exp(scores - scores.max(-1, keepdims=True))
-    return w / w.sum(-1, keepdims=True)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -39,7 +32,7 @@ def test_rows_sum_to_one_and_neuron_view_reproduces_weights(arch, tokenizer):
         layers, heads = weights.shape[1], weights.shape[2]
         for layer in range(layers):
             data = output.attention_neuron_view(layer=layer, head=heads - 1, attention_set=name, printJson=True)
-            assert np.abs(_softmax_from(data) - np.array(data["weights"])).max() <= 1e-4
+            assert np.abs(softmax_from_neuron_data(data) - np.array(data["weights"])).max() <= 1e-4
 
 
 def test_grouped_key_value_heads_are_repeated(tokenizer):

@@ -8,29 +8,10 @@
 (function () {
   "use strict";
   var ecco = window.ecco, util = ecco.util, el = util.el;
-  var PALETTE = [[78, 121, 167], [242, 142, 43], [225, 87, 89], [89, 161, 79], [176, 122, 161], [118, 183, 178],
-    [237, 201, 72], [255, 157, 167], [156, 117, 95], [140, 140, 140]];
   var LABEL_W = 120, LABEL_H = 92, LABEL_PX = 11;
 
-  /* Head colour as [r, g, b]: a qualitative palette, then golden-angle hues (as attention_head). */
-  function headRGB(h) {
-    if (h < PALETTE.length) return PALETTE[h];
-    var hue = (h * 137.508) % 360, f = function (n) {
-      var k = (n + hue / 30) % 12;
-      return Math.round(255 * (0.55 - 0.3 * Math.max(-1, Math.min(k - 3, 9 - k, 1))));
-    };
-    return [f(0), f(8), f(4)];
-  }
+  var headRGB = util.headColor, unpack = util.unpackAttention;
   function rgb(c) { return "rgb(" + c.join(", ") + ")"; }
-
-  /* Weights of a packed set as bytes, checked against its shape. */
-  function unpack(set) {
-    var shape = set.shape || [], bin = atob(set.weights || ""), bytes = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    var n = shape.length === 4 ? shape[0] * shape[1] * shape[2] * shape[3] : -1;
-    if (n !== bytes.length) throw new Error("ecco: attention weights of \"" + set.name + "\" do not match shape " + JSON.stringify(shape));
-    return bytes;
-  }
 
   /* Alpha (0..255) for each byte: linear, or square root to lift small weights. */
   var ALPHA = { linear: [], sqrt: [] };

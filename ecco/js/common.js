@@ -147,4 +147,28 @@
     var c = rgbAt(s.stops, clamp01(value));
     return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] > 150 ? "#000" : "#fff";
   });
+
+  /* headColor(h) -> [r, g, b]: a qualitative palette for attention heads, then golden-angle hues. */
+  var HEAD_PALETTE = [[78, 121, 167], [242, 142, 43], [225, 87, 89], [89, 161, 79], [176, 122, 161],
+    [118, 183, 178], [237, 201, 72], [255, 157, 167], [156, 117, 95], [140, 140, 140]];
+  define("headColor", function (h) {
+    if (h < HEAD_PALETTE.length) return HEAD_PALETTE[h];
+    var hue = (h * 137.508) % 360, f = function (n) {
+      var k = (n + hue / 30) % 12;
+      return Math.round(255 * (0.55 - 0.3 * Math.max(-1, Math.min(k - 3, 9 - k, 1))));
+    };
+    return [f(0), f(8), f(4)];
+  });
+
+  /* unpackAttention(set) -> Uint8Array: a packed attention set's weights (byte / 255 = weight),
+   * checked against its [layers, heads, queries, keys] shape. */
+  define("unpackAttention", function (set) {
+    var shape = set.shape || [], bin = atob(set.weights || ""), bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    var n = shape.length === 4 ? shape[0] * shape[1] * shape[2] * shape[3] : -1;
+    if (n !== bytes.length) {
+      throw new Error("ecco: attention weights of \"" + set.name + "\" do not match shape " + JSON.stringify(shape));
+    }
+    return bytes;
+  });
 })();

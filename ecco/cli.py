@@ -1,25 +1,45 @@
-"""Command line: ``ecco demo`` writes a standalone HTML report from the bundled default model."""
+"""Command line: ``ecco report`` writes a standalone HTML report; ``ecco demo`` is the report
+of the bundled SmolLM2 with its defaults."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 DEFAULT_MODEL = "smollm2-135m"
 DEFAULT_PROMPT = "Heathrow airport is located in the city of"
+
+# name -> (what it needs: 'generate' | 'lens' | 'activations' | 'attention' | None, builder)
+VIEWS: dict[str, tuple[str | None, Callable]] = {
+    "tokens": (None, lambda o, a: o.tokens_view()),
+    "attribution": ("generate", lambda o, a: o.primary_attributions(attr_method=a[0], style="detailed")),
+    "rankings": ("lens", lambda o, a: o.rankings()),
+    "layer_predictions": ("lens", lambda o, a: o.layer_predictions(position=len(o.sequences[0]) - 1)),
+    "trajectories": ("lens", lambda o, a: o.trajectories()),
+    "head": ("attention", lambda o, a: o.attention_head_view(layer=0)),
+    "model": ("attention", lambda o, a: o.attention_model_view()),
+    "nmf": ("activations", lambda o, a: o.run_nmf(n_components=min(6, len(o.sequences[0]) - 1)).explore()),
+    "similarity": ("activations", lambda o, a: o.layer_similarity("cka")),
+}
+DEMO_VIEWS = ["tokens", "attribution", "rankings", "head", "nmf"]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecco", description="See what a transformer language model is thinking.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="generate with the bundled SmolLM2 and write an HTML report")
-    demo.add_argument("--prompt", default=DEFAULT_PROMPT, help="text to continue")
-    demo.add_argument("--generate", type=int, default=10, help="number of new tokens (default 10)")
-    demo.add_argument("--out", default="ecco-demo.html", help="report path (default ecco-demo.html)")
-    demo.add_argument("--model", default=DEFAULT_MODEL, help=argparse.SUPPRESS)
+    report = commands.add_parser("report", help="write a standalone HTML report for a model and a prompt")
+    report.add_argument("--model", default=DEFAULT_MODEL, help="bundled alias, local folder or hub id")
+    demo = commands.add_parser("demo", help="the report of the bundled SmolLM2 with default settings")
+    for sub, out in ((report, "report.html"), (demo, "ecco-demo.html")):
+        sub.add_argument("--prompt", default=DEFAULT_PROMPT, help="text to continue (or to read, for encoders)")
+        sub.add_argument("--generate", type=int, default=10, help="number of new tokens (default 10)")
+        sub.add_argument("--out", default=out, help=f"report path (default {out})")
+    report.add_argument("--attribution", default="grad_x_input", help="comma-separated attribution methods")
+    report.add_argument("--views", default=None,
+                        help=f"comma-separated views, from: {', '.join(VIEWS)} (default: all the model can give)")
     return parser
 
 
@@ -27,25 +47,50 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_demo(prompt: str, generate: int, out: str | Path, model: str = DEFAULT_MODEL) -> Path:
-    """Load ``model``, generate, write the report; returns its path."""
+def run_report(
+    model: str, prompt: str, generate: int, out: str | Path, attribution: Sequence[str], views: Sequence[str],
+    strict: bool = True,
+) -> Path:
+    """Load ``model``, run it on ``prompt`` and write the requested views to ``out``.
+
+    Views the model cannot give (no LM head, an encoder that cannot generate) are an error
+    when ``strict``, and skipped with a note otherwise."""
     import ecco
     from ecco.render import save_report
 
+    unknown = sorted(set(views) - set(VIEWS))
+    if unknown:
+        raise ValueError(f"unknown view(s) {unknown}; valid: {', '.join(VIEWS)}")
+    if not prompt.strip():
+        raise ValueError("the prompt is empty: give the model some text to read")
     started = time.perf_counter()
     _log(f"loading {model} ...")
-    lm = ecco.from_pretrained(model, activations=True, attention=True, verbose=False)
-    _log(f"loaded in {time.perf_counter() - started:.1f} s; generating {generate} tokens and their attributions ...")
-    output = lm.generate(prompt, generate=generate, attribution=["grad_x_input"])
-    print(f"{prompt}\033[1m{output.output_text[0]}\033[0m" if sys.stdout.isatty() else prompt + output.output_text[0])
-    views = [
-        output.tokens_view(),
-        output.primary_attributions(attr_method="grad_x_input", style="detailed"),
-        output.rankings(),
-        output.attention_head_view(layer=0),
-        output.run_nmf(n_components=6).explore(),
-    ]
-    path = save_report(views, out, title=f"ecco · {model}")
+    needs = {VIEWS[v][0] for v in views}
+    lm = ecco.from_pretrained(model, activations="activations" in needs, attention="attention" in needs, verbose=False)
+    _log(f"loaded in {time.perf_counter() - started:.1f} s")
+    possible = []
+    for name in views:
+        need = VIEWS[name][0]
+        if (need == "generate" and lm.spec.kind == "masked") or (need == "lens" and lm.link.lens is None):
+            reason = f"view {name!r} needs " + ("a generative model" if need == "generate" else "an LM head")
+            if strict:
+                raise ValueError(reason + f"; {model} does not have one (drop it from --views)")
+            _log(f"skipping: {reason}")
+        else:
+            possible.append(name)
+    if lm.spec.kind == "masked":
+        _log("reading the text (encoder) ...")
+        output = lm(prompt)
+    else:
+        _log(f"generating {generate} tokens" + (f" and {', '.join(attribution)} attributions" if attribution else "")
+             + " ...")
+        output = lm.generate(prompt, generate=generate, attribution=list(attribution) if "attribution" in views else [])
+        print(prompt + output.output_text[0])
+    rendered = []
+    for name in possible:
+        _log(f"rendering {name} ...")
+        rendered.append(VIEWS[name][1](output, list(attribution)))
+    path = save_report(rendered, out, title=f"ecco · {model}")
     print(f"report: {Path(path).resolve()}")
     return Path(path)
 
@@ -54,7 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
-            run_demo(args.prompt, args.generate, args.out, args.model)
+            run_report(DEFAULT_MODEL, args.prompt, args.generate, args.out, ["grad_x_input"], DEMO_VIEWS)
+        else:
+            split = lambda text: [part.strip() for part in text.split(",") if part.strip()]  # noqa: E731
+            views = list(VIEWS) if args.views is None else split(args.views)
+            run_report(args.model, args.prompt, args.generate, args.out, split(args.attribution), views,
+                       strict=args.views is not None)
     except Exception as error:  # one clear line for users, the traceback with --debug
         if args.debug:
             raise

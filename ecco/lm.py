@@ -100,7 +100,7 @@ class LM:
                 return value
         return None
 
-    def _encode(self, texts: str | Sequence[str], extra_tokens: int = 0) -> list[list[int]]:
+    def _encode(self, texts: str | Sequence[str]) -> list[list[int]]:
         batch = [texts] if isinstance(texts, str) else list(texts)
         if not batch:
             raise ValueError("No input text given: pass a string or a non-empty list of strings.")
@@ -110,12 +110,10 @@ class LM:
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"Input text {index} is empty: give the model some text to read.")
             ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
-            if context is not None and len(ids) + extra_tokens > context:
+            if context is not None and len(ids) > context:
                 raise ValueError(
-                    f"Input text {index} is {len(ids)} tokens"
-                    + (f" and {extra_tokens} more were asked for" if extra_tokens else "")
-                    + f", longer than the model's context window of {context} tokens. "
-                    "Shorten the text or generate fewer tokens."
+                    f"Input text {index} is {len(ids)} tokens, longer than the model's context window of "
+                    f"{context} tokens. Shorten the text."
                 )
             encoded.append(ids)
         return encoded
@@ -193,10 +191,9 @@ class LM:
             raise ValueError(f"beam_size must be a positive integer, got {beam_size!r}.")
         methods = check_methods(attribution or [])
         options = _attribution_options(attribution_options)
-        prompts = self._encode(input_str, 0)
+        prompts = self._encode(input_str)
         n_new = self._new_tokens([len(p) for p in prompts], generate, max_length)
-        if self.spec.kind == "causal":
-            self._encode(input_str, n_new)  # the whole result must fit the context window
+        self._check_context(max(len(p) for p in prompts) + n_new, f"The prompt plus {n_new} new tokens")
         sampling = {k: v for k, v in dict(temperature=temperature, top_k=top_k, top_p=top_p).items() if v is not None}
         gen_options = dict(
             max_new_tokens=n_new,
@@ -500,7 +497,7 @@ class LM:
         else:
             batch = self._pad([p + plan.tokens for p, plan in zip(prompts, plans)], left=False)
             encoding = {"input_ids": batch.ids.cpu(), "attention_mask": batch.mask.cpu()}
-        self._check_context(encoding["input_ids"].shape[1])
+        self._check_context(encoding["input_ids"].shape[1], "Prompt and target")
         output = self._capture_forward(encoding, [len(p) for p in prompts])
         sequences = []
         for seq, plan in zip(output.sequences, plans):
@@ -529,12 +526,13 @@ class LM:
             out.append(list(ids))
         return out
 
-    def _check_context(self, length: int) -> None:
+    def _check_context(self, length: int, what: str) -> None:
+        """A causal sequence of ``length`` tokens must fit the context window."""
         context = self._context_size()
         if context is not None and self.spec.kind == "causal" and length > context:
             raise ValueError(
-                f"Prompt and target are {length} tokens, longer than the model's context window of "
-                f"{context} tokens. Shorten them."
+                f"{what} make {length} tokens, longer than the model's context window of {context} tokens. "
+                "Shorten the text or generate fewer tokens."
             )
 
     def _forward_inputs(self, inputs: str | Sequence[str] | Mapping, text_pair) -> dict[str, torch.Tensor]:

@@ -158,7 +158,7 @@ class LensSite:
     token_id: int | None  # the token that came there (None: masked models predict, no truth)
 
 
-def _stack(output: OutputSeq) -> str:
+def lens_stack(output: OutputSeq) -> str:
     return "decoder" if output.kind in ("causal", "enc-dec") else "encoder"
 
 
@@ -187,14 +187,14 @@ def lens_site(output: OutputSeq, position: int, sequence: int = 0) -> LensSite:
 
 def block_hidden(output: OutputSeq, sequence: int, columns: list[int]) -> torch.Tensor:
     """(layers, positions, hidden): outputs of blocks 0..L-1 (the embeddings row dropped)."""
-    stack = _stack(output)
+    stack = lens_stack(output)
     if stack not in output.hidden_states:
         raise ValueError("This output has no hidden states: create the LM with hidden_states=True (the default).")
     return output.hidden_states[stack][sequence, 1:, columns].float()
 
 
 def check_layer(output: OutputSeq, layer: int | None) -> None:
-    n = output.n_layers[_stack(output)]
+    n = output.n_layers[lens_stack(output)]
     if layer is not None and (not isinstance(layer, int) or not 0 <= layer < n):
         raise ValueError(f"layer={layer!r} is out of range: the model has layers 0..{n - 1}.")
 

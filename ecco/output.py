@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerBase
 
 from torch import nn
 
-from . import analysis, attention, decomposition, lens
+from . import analysis, attention, decomposition, lens, lens_views
 from .models.spec import ModelSpec
 from .attribution import AttributionResult
 from .attribution.aggregate import word_spans
@@ -268,9 +268,6 @@ class OutputSeq:
     def mask_token_id(self) -> int | None:
         return self.link.tokenizer.mask_token_id if self.link else None
 
-    def _lens_layers(self) -> list[int]:
-        return list(range(self.n_layers[lens._stack(self)]))
-
     def layer_predictions(
         self,
         position: int = 1,
@@ -284,72 +281,16 @@ class OutputSeq:
         Ecco's position: tokens count from 0 and the first token has no prediction. One
         layer with ``layer=``; ``printJson=True`` returns, per layer, a list of
         ``{'token', 'prob', 'ranking', 'layer'}``."""
-        head = self._lens()
-        lens.check_layer(self, layer)
-        vocab = head.head.weight.shape[0] if hasattr(head.head, "weight") else None
-        if not isinstance(topk, int) or topk < 1 or (vocab is not None and topk > vocab):
-            raise ValueError(f"topk must be between 1 and the vocabulary size ({vocab}), got {topk!r}.")
-        site = lens.lens_site(self, position, sequence)
-        hidden = lens.block_hidden(self, sequence, [site.column])[:, 0]
-        probs, ids = lens.lens_topk(head, hidden, topk)
-        chosen = lens.chosen_ids(head, self, sequence, [site])
-        stats = lens.lens_stats(head, hidden[:, None], chosen)
-        layers = self._lens_layers() if layer is None else [layer]
-        rows = [
-            [
-                {"token": self._token_text(i), "token_id": int(i), "prob": float(p), "ranking": rank + 1, "layer": n}
-                for rank, (p, i) in enumerate(zip(probs[n].tolist(), ids[n].tolist()))
-            ]
-            for n in layers
-        ]
-        if printJson:
-            return rows
-        seq = self.sequences[sequence]
-        data = {
-            "position": position,
-            "context": [{"text": t, "position": i} for i, t in enumerate(seq.tokens[:position])],
-            "actual": {"text": self._token_text(int(chosen[0])), "id": int(chosen[0])},
-            "layers": [
-                {"layer": n, "candidates": [
-                    {"text": c["token"], "id": c["token_id"], "prob": c["prob"], "rank": c["ranking"]} for c in row
-                ]}
-                for n, row in zip(layers, rows)
-            ],
-            "actual_by_layer": [
-                {"layer": n, "prob": float(stats.probs[n, 0]), "rank": int(stats.ranks[n, 0])} for n in layers
-            ],
-            "title": f"{self.model_name}: predictions for position {position} at each layer",
-        }
-        return View("layer_predictions", data)
-
-    def _rank_view(self, ranks: torch.Tensor, probs: torch.Tensor, columns: list[dict], caption: str) -> View:
-        layers = self._lens_layers()
-        return View("rankings", {
-            "max_rank": self._lens().head.weight.shape[0],
-            "layers": layers,
-            "columns": columns,
-            "ranks": ranks.tolist(),
-            "probs": probs.tolist(),
-            "caption": caption,
-            "title": self.model_name,
-        })
+        return lens_views.layer_predictions(
+            self, position=position, layer=layer, topk=topk, printJson=printJson, sequence=sequence
+        )
 
     def rankings(self, printJson: bool = False, plot: bool = False, sequence: int = 0):  # noqa: N803
         """Rank of each output token at every layer (1 = top): a heatmap, layers x tokens.
 
         ``plot=True`` returns a matplotlib figure; ``printJson=True`` Ecco's
         ``{'output_tokens', 'rankings'}`` with rankings of shape (layers, tokens)."""
-        head = self._lens()
-        sites = lens.output_sites(self, sequence)
-        ids = lens.chosen_ids(head, self, sequence, sites)
-        stats = lens.lens_stats(head, lens.block_hidden(self, sequence, [s.column for s in sites]), ids)
-        texts = [self._token_text(int(i)) for i in ids]
-        if printJson:
-            return {"output_tokens": texts, "rankings": stats.ranks.numpy()}
-        if plot:
-            return rankings_figure(stats.ranks.numpy(), self._lens_layers(), texts, "Rank of each token at every layer")
-        columns = [{"text": t, "id": int(i), "position": s.position} for t, i, s in zip(texts, ids, sites)]
-        return self._rank_view(stats.ranks, stats.probs, columns, "Rank of each output token at every layer")
+        return lens_views.rankings(self, printJson=printJson, plot=plot, sequence=sequence)
 
     def rankings_watch(
         self,
@@ -363,58 +304,18 @@ class OutputSeq:
 
         A string of several tokens is ranked by its first piece, with a warning. ``position=-1``
         is the last token."""
-        head = self._lens()
-        seq = self.check_sequence(sequence)
-        position = len(seq) - 1 if position == -1 else position
-        site = lens.lens_site(self, position, sequence)
-        vocab = head.head.weight.shape[0]
-        split = lambda text: self.link.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-        ids = lens.watch_ids(split, list(watch or []), vocab)
-        hidden = lens.block_hidden(self, sequence, [site.column])
-        stats = lens.lens_stats(head, hidden, torch.tensor([ids]))
-        ranks, probs = stats.ranks[:, 0], stats.probs[:, 0]
-        texts = [self._token_text(i) for i in ids]
-        if printJson:
-            return {"output_tokens": texts, "rankings": ranks.numpy()}
-        caption = f"Candidates for position {position} after {''.join(seq.tokens[max(0, position - 8):position])!r}"
-        if plot:
-            return rankings_figure(ranks.numpy(), self._lens_layers(), texts, caption)
-        columns = [{"text": t, "id": i, "position": position} for t, i in zip(texts, ids)]
-        return self._rank_view(ranks, probs, columns, caption)
+        return lens_views.rankings_watch(
+            self, watch=watch, position=position, printJson=printJson, plot=plot, sequence=sequence
+        )
 
     def lens_trajectories(self, sequence: int = 0) -> dict:
         """Per layer (rows) and output token (columns): entropy of the lens distribution,
         KL(final || layer), probability and rank of the chosen token, as numpy arrays."""
-        head = self._lens()
-        sites = lens.output_sites(self, sequence)
-        ids = lens.chosen_ids(head, self, sequence, sites)
-        stats = lens.lens_stats(head, lens.block_hidden(self, sequence, [s.column for s in sites]), ids)
-        return {
-            "layers": self._lens_layers(),
-            "positions": [s.position for s in sites],
-            "tokens": [self._token_text(int(i)) for i in ids],
-            "entropy": stats.entropy.numpy(),
-            "kl": stats.kl.numpy(),
-            "prob": stats.probs.numpy(),
-            "rank": stats.ranks.numpy(),
-        }
+        return lens_views.lens_trajectories(self, sequence=sequence)
 
     def trajectories(self, plot: bool = False, sequence: int = 0):
         """View (or matplotlib figure) of :meth:`lens_trajectories`."""
-        t = self.lens_trajectories(sequence)
-        series = {"entropy (nats)": t["entropy"], "KL to final (nats)": t["kl"], "p(chosen token)": t["prob"]}
-        if plot:
-            return trajectory_figure(t["layers"], series, t["tokens"])
-        keys = {"entropy (nats)": ("entropy", "nats"), "KL to final (nats)": ("kl", "nats"), "p(chosen token)": ("prob", "")}
-        return View("trajectory", {
-            "layers": t["layers"],
-            "tokens": [{"text": text, "position": p} for text, p in zip(t["tokens"], t["positions"])],
-            "series": [
-                {"key": keys[label][0], "label": label, "unit": keys[label][1], "values": values.T.tolist()}
-                for label, values in series.items()
-            ],
-            "title": self.model_name,
-        })
+        return lens_views.trajectories(self, plot=plot, sequence=sequence)
 
     # ------------------------------------------------------ neuron activations
     def run_nmf(

@@ -1,0 +1,171 @@
+"""The logit-lens views of an OutputSeq: layer predictions, rankings, rankings_watch and
+trajectories, as views, JSON data or matplotlib figures (see :mod:`ecco.lens` for the maths)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from .lens import (
+    block_hidden, check_layer, chosen_ids, lens_site, lens_stack, lens_stats, lens_topk, output_sites, watch_ids,
+)
+from .render import View
+from .render.plots import rankings_figure, trajectory_figure
+
+if TYPE_CHECKING:
+    from .output import OutputSeq
+
+
+def _layers(output: OutputSeq) -> list[int]:
+    return list(range(output.n_layers[lens_stack(output)]))
+
+
+def layer_predictions(
+    output: OutputSeq,
+    position: int = 1,
+    layer: int | None = None,
+    topk: int = 10,
+    printJson: bool = False,  # noqa: N803
+    sequence: int = 0,
+) -> View | list:
+    """The top-k tokens each layer would predict at ``position`` (the logit lens).
+
+    Ecco's position: tokens count from 0 and the first token has no prediction. One
+    layer with ``layer=``; ``printJson=True`` returns, per layer, a list of
+    ``{'token', 'prob', 'ranking', 'layer'}``."""
+    head = output._lens()
+    check_layer(output, layer)
+    vocab = head.head.weight.shape[0] if hasattr(head.head, "weight") else None
+    if not isinstance(topk, int) or topk < 1 or (vocab is not None and topk > vocab):
+        raise ValueError(f"topk must be between 1 and the vocabulary size ({vocab}), got {topk!r}.")
+    site = lens_site(output, position, sequence)
+    hidden = block_hidden(output, sequence, [site.column])[:, 0]
+    probs, ids = lens_topk(head, hidden, topk)
+    chosen = chosen_ids(head, output, sequence, [site])
+    stats = lens_stats(head, hidden[:, None], chosen)
+    layers = _layers(output) if layer is None else [layer]
+    rows = [
+        [
+            {"token": output._token_text(i), "token_id": int(i), "prob": float(p), "ranking": rank + 1, "layer": n}
+            for rank, (p, i) in enumerate(zip(probs[n].tolist(), ids[n].tolist()))
+        ]
+        for n in layers
+    ]
+    if printJson:
+        return rows
+    seq = output.sequences[sequence]
+    data = {
+        "position": position,
+        "context": [{"text": t, "position": i} for i, t in enumerate(seq.tokens[:position])],
+        "actual": {"text": output._token_text(int(chosen[0])), "id": int(chosen[0])},
+        "layers": [
+            {"layer": n, "candidates": [
+                {"text": c["token"], "id": c["token_id"], "prob": c["prob"], "rank": c["ranking"]} for c in row
+            ]}
+            for n, row in zip(layers, rows)
+        ],
+        "actual_by_layer": [
+            {"layer": n, "prob": float(stats.probs[n, 0]), "rank": int(stats.ranks[n, 0])} for n in layers
+        ],
+        "title": f"{output.model_name}: predictions for position {position} at each layer",
+    }
+    return View("layer_predictions", data)
+
+
+def _rank_view(output: OutputSeq, ranks: torch.Tensor, probs: torch.Tensor, columns: list[dict], caption: str) -> View:
+    layers = _layers(output)
+    return View("rankings", {
+        "max_rank": output._lens().head.weight.shape[0],
+        "layers": layers,
+        "columns": columns,
+        "ranks": ranks.tolist(),
+        "probs": probs.tolist(),
+        "caption": caption,
+        "title": output.model_name,
+    })
+
+
+def rankings(output: OutputSeq, printJson: bool = False, plot: bool = False, sequence: int = 0):  # noqa: N803
+    """Rank of each output token at every layer (1 = top): a heatmap, layers x tokens.
+
+    ``plot=True`` returns a matplotlib figure; ``printJson=True`` Ecco's
+    ``{'output_tokens', 'rankings'}`` with rankings of shape (layers, tokens)."""
+    head = output._lens()
+    sites = output_sites(output, sequence)
+    ids = chosen_ids(head, output, sequence, sites)
+    stats = lens_stats(head, block_hidden(output, sequence, [s.column for s in sites]), ids)
+    texts = [output._token_text(int(i)) for i in ids]
+    if printJson:
+        return {"output_tokens": texts, "rankings": stats.ranks.numpy()}
+    if plot:
+        return rankings_figure(stats.ranks.numpy(), _layers(output), texts, "Rank of each token at every layer")
+    columns = [{"text": t, "id": int(i), "position": s.position} for t, i, s in zip(texts, ids, sites)]
+    return _rank_view(output, stats.ranks, stats.probs, columns, "Rank of each output token at every layer")
+
+
+def rankings_watch(
+    output: OutputSeq,
+    watch: list[int | str] | None = None,
+    position: int = -1,
+    printJson: bool = False,  # noqa: N803
+    plot: bool = False,
+    sequence: int = 0,
+):
+    """Ranks of several candidate tokens (ids or strings) at every layer for one position.
+
+    A string of several tokens is ranked by its first piece, with a warning. ``position=-1``
+    is the last token."""
+    head = output._lens()
+    seq = output.check_sequence(sequence)
+    position = len(seq) - 1 if position == -1 else position
+    site = lens_site(output, position, sequence)
+    vocab = head.head.weight.shape[0]
+    split = lambda text: output.link.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    ids = watch_ids(split, list(watch or []), vocab)
+    hidden = block_hidden(output, sequence, [site.column])
+    stats = lens_stats(head, hidden, torch.tensor([ids]))
+    ranks, probs = stats.ranks[:, 0], stats.probs[:, 0]
+    texts = [output._token_text(i) for i in ids]
+    if printJson:
+        return {"output_tokens": texts, "rankings": ranks.numpy()}
+    caption = f"Candidates for position {position} after {''.join(seq.tokens[max(0, position - 8):position])!r}"
+    if plot:
+        return rankings_figure(ranks.numpy(), _layers(output), texts, caption)
+    columns = [{"text": t, "id": i, "position": position} for t, i in zip(texts, ids)]
+    return _rank_view(output, ranks, probs, columns, caption)
+
+
+def lens_trajectories(output: OutputSeq, sequence: int = 0) -> dict:
+    """Per layer (rows) and output token (columns): entropy of the lens distribution,
+    KL(final || layer), probability and rank of the chosen token, as numpy arrays."""
+    head = output._lens()
+    sites = output_sites(output, sequence)
+    ids = chosen_ids(head, output, sequence, sites)
+    stats = lens_stats(head, block_hidden(output, sequence, [s.column for s in sites]), ids)
+    return {
+        "layers": _layers(output),
+        "positions": [s.position for s in sites],
+        "tokens": [output._token_text(int(i)) for i in ids],
+        "entropy": stats.entropy.numpy(),
+        "kl": stats.kl.numpy(),
+        "prob": stats.probs.numpy(),
+        "rank": stats.ranks.numpy(),
+    }
+
+
+def trajectories(output: OutputSeq, plot: bool = False, sequence: int = 0):
+    """View (or matplotlib figure) of :meth:`lens_trajectories`."""
+    t = lens_trajectories(output, sequence)
+    series = {"entropy (nats)": t["entropy"], "KL to final (nats)": t["kl"], "p(chosen token)": t["prob"]}
+    if plot:
+        return trajectory_figure(t["layers"], series, t["tokens"])
+    keys = {"entropy (nats)": ("entropy", "nats"), "KL to final (nats)": ("kl", "nats"), "p(chosen token)": ("prob", "")}
+    return View("trajectory", {
+        "layers": t["layers"],
+        "tokens": [{"text": text, "position": p} for text, p in zip(t["tokens"], t["positions"])],
+        "series": [
+            {"key": keys[label][0], "label": label, "unit": keys[label][1], "values": values.T.tolist()}
+            for label, values in series.items()
+        ],
+        "title": output.model_name,
+    })

@@ -28,11 +28,7 @@ def layer_predictions(
     printJson: bool = False,  # noqa: N803
     sequence: int = 0,
 ) -> View | list:
-    """The top-k tokens each layer would predict at ``position`` (the logit lens).
-
-    Ecco's position: tokens count from 0 and the first token has no prediction. One
-    layer with ``layer=``; ``printJson=True`` returns, per layer, a list of
-    ``{'token', 'prob', 'ranking', 'layer'}``."""
+    """See :meth:`ecco.output.OutputSeq.layer_predictions`."""
     head = output._lens()
     check_layer(output, layer)
     vocab = head.head.weight.shape[0] if hasattr(head.head, "weight") else None
@@ -86,10 +82,7 @@ def _rank_view(output: OutputSeq, ranks: torch.Tensor, probs: torch.Tensor, colu
 
 
 def rankings(output: OutputSeq, printJson: bool = False, plot: bool = False, sequence: int = 0):  # noqa: N803
-    """Rank of each output token at every layer (1 = top): a heatmap, layers x tokens.
-
-    ``plot=True`` returns a matplotlib figure; ``printJson=True`` Ecco's
-    ``{'output_tokens', 'rankings'}`` with rankings of shape (layers, tokens)."""
+    """See :meth:`ecco.output.OutputSeq.rankings`."""
     head = output._lens()
     sites = output_sites(output, sequence)
     ids = chosen_ids(head, output, sequence, sites)
@@ -111,10 +104,7 @@ def rankings_watch(
     plot: bool = False,
     sequence: int = 0,
 ):
-    """Ranks of several candidate tokens (ids or strings) at every layer for one position.
-
-    A string of several tokens is ranked by its first piece, with a warning. ``position=-1``
-    is the last token."""
+    """See :meth:`ecco.output.OutputSeq.rankings_watch`."""
     head = output._lens()
     seq = output.check_sequence(sequence)
     position = len(seq) - 1 if position == -1 else position
@@ -136,8 +126,7 @@ def rankings_watch(
 
 
 def lens_trajectories(output: OutputSeq, sequence: int = 0) -> dict:
-    """Per layer (rows) and output token (columns): entropy of the lens distribution,
-    KL(final || layer), probability and rank of the chosen token, as numpy arrays."""
+    """See :meth:`ecco.output.OutputSeq.lens_trajectories`."""
     head = output._lens()
     sites = output_sites(output, sequence)
     ids = chosen_ids(head, output, sequence, sites)
@@ -154,7 +143,7 @@ def lens_trajectories(output: OutputSeq, sequence: int = 0) -> dict:
 
 
 def trajectories(output: OutputSeq, plot: bool = False, sequence: int = 0):
-    """View (or matplotlib figure) of :meth:`lens_trajectories`."""
+    """See :meth:`ecco.output.OutputSeq.trajectories`."""
     t = lens_trajectories(output, sequence)
     series = {"entropy (nats)": t["entropy"], "KL to final (nats)": t["kl"], "p(chosen token)": t["prob"]}
     if plot:

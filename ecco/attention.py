@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from .output import OutputSeq
 
 SET_LABELS = {"decoder": "decoder self-attention", "encoder": "encoder self-attention", "cross": "cross-attention"}
-_CROSS_NAMES = ("encoder_attn", "EncDecAttention", "crossattention", "cross_attn")
 _CAPTURE = "ecco_qk_capture"
 
 
@@ -95,7 +94,7 @@ def _attention_sites(spec: ModelSpec) -> dict[int, tuple[str, int]]:
     for stack_name, stack in spec.stacks.items():
         for layer, block in enumerate(stack.blocks):
             for name, module in block.named_modules():
-                cross = any(part in name for part in _CROSS_NAMES)
+                cross = any(part in name for part in spec.family.cross_attention)
                 sites[id(module)] = ("cross" if cross else stack_name, layer)
     return sites
 

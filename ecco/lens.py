@@ -20,13 +20,26 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from .models.kinds import Kind
 from .models.spec import ModelSpec
 
 if TYPE_CHECKING:
     from .output import OutputSeq
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20
-_MLM_HEADS = ("cls", "lm_head", "predictions", "generator_lm_head")
+
+
+def _mlm_head(model: nn.Module, chains: tuple[tuple[str, ...], ...]) -> nn.Module:
+    """The MLM head: the first of the registry's chains of modules that the model has."""
+    for chain in chains:
+        modules = [getattr(model, n, None) for n in chain]
+        if all(isinstance(m, nn.Module) for m in modules):
+            return modules[0] if len(modules) == 1 else nn.Sequential(*modules)
+    raise ValueError(
+        f"{type(model).__name__} has no language-model head (e.g. a sentence encoder such as "
+        "all-MiniLM), so its layers cannot be read as token predictions. Load it with a masked-LM "
+        "head (AutoModelForMaskedLM) to use the logit lens."
+    )
 
 
 @dataclass
@@ -43,31 +56,33 @@ class LensHead:
     def from_model(cls, model: nn.Module, spec: ModelSpec) -> LensHead:
         """The lens of ``model``; a ValueError says so when it has no LM head."""
         config = getattr(model, "config", None)
-        if spec.kind == "masked":
-            head = next((getattr(model, n) for n in _MLM_HEADS if isinstance(getattr(model, n, None), nn.Module)), None)
-            if head is None:
-                raise ValueError(
-                    f"{type(model).__name__} has no language-model head (e.g. a sentence encoder such as "
-                    "all-MiniLM), so its layers cannot be read as token predictions. Load it with a masked-LM "
-                    "head (AutoModelForMaskedLM) to use the logit lens."
-                )
-            return cls(norm=spec.main_stack.final_norm, head=head)
+        family = spec.family
+        if spec.kind is Kind.MASKED:
+            return cls(norm=spec.main_stack.final_norm, head=_mlm_head(model, family.mlm_head))
         if spec.lm_head is None:
             raise ValueError(
                 f"{type(model).__name__} has no LM head (get_output_embeddings() is None); load the "
                 "...ForCausalLM / ...ForConditionalGeneration class to use the logit lens."
             )
-        tied_t5 = getattr(config, "model_type", "") in ("t5", "mt5") and getattr(config, "tie_word_embeddings", False)
+        bias = getattr(model, family.logits_bias, None) if family.logits_bias else None
         return cls(
             norm=spec.main_stack.final_norm,
             head=spec.lm_head,
-            scale=config.d_model**-0.5 if tied_t5 else 1.0,
-            bias=getattr(model, "final_logits_bias", None),
-            softcap=getattr(config, "final_logit_softcapping", None),
+            scale=family.lens_scale(config) if family.lens_scale else 1.0,
+            bias=bias if isinstance(bias, torch.Tensor) else None,
+            softcap=getattr(config, family.softcap, None) if family.softcap else None,
         )
 
     @property
+    def vocab(self) -> int | None:
+        """Vocabulary size: rows of the last linear map of the head."""
+        last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
+        weight = getattr(last, "weight", None)
+        return int(weight.shape[0]) if isinstance(weight, torch.Tensor) else None
+
+    @property
     def device(self) -> torch.device:
+        """Where the head's parameters are."""
         return next(self.head.parameters()).device
 
     @torch.no_grad()
@@ -110,8 +125,7 @@ def lens_stats(
     ``target_ids`` is (positions,) or (positions, watched) for several tokens per position.
     """
     n_layers, n_positions, _ = hidden.shape
-    vocab = head.head.weight.shape[0] if hasattr(head.head, "weight") else None
-    step = _positions_per_chunk(n_layers, vocab or 50000, chunk_bytes)
+    step = _positions_per_chunk(n_layers, head.vocab or 50000, chunk_bytes)
     targets = target_ids.view(n_positions, -1)
     parts = []
     for start in range(0, n_positions, step):

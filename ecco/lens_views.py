@@ -31,7 +31,7 @@ def layer_predictions(
     """See :meth:`ecco.output.OutputSeq.layer_predictions`."""
     head = output._lens()
     check_layer(output, layer)
-    vocab = head.head.weight.shape[0] if hasattr(head.head, "weight") else None
+    vocab = head.vocab
     if not isinstance(topk, int) or topk < 1 or (vocab is not None and topk > vocab):
         raise ValueError(f"topk must be between 1 and the vocabulary size ({vocab}), got {topk!r}.")
     site = lens_site(output, position, sequence)
@@ -109,7 +109,7 @@ def rankings_watch(
     seq = output.check_sequence(sequence)
     position = len(seq) - 1 if position == -1 else position
     site = lens_site(output, position, sequence)
-    vocab = head.head.weight.shape[0]
+    vocab = head.vocab
     split = lambda text: output.link.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     ids = watch_ids(split, list(watch or []), vocab)
     hidden = block_hidden(output, sequence, [site.column])

@@ -17,6 +17,7 @@ from .attribution import Options, Target, check_methods, explain, generated_targ
 from .session import model_session
 from .capture import FFNRecorder, shift_left, stitch_attention, stitch_steps
 from .models.registry import resolve
+from .runner import Runner
 from .models.spec import ModelSpec
 from .lens import LensHead
 from .output import ModelLink, OutputSeq, SequenceMeta
@@ -648,9 +649,9 @@ def _attribution_options(values: Mapping | None) -> Options:
 def _link(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: ModelSpec) -> ModelLink:
     """What outputs keep of the model: the tokenizer and the logit-lens head (if any)."""
     try:
-        return ModelLink(tokenizer, LensHead.from_model(model, spec), model=model, spec=spec)
+        return ModelLink(tokenizer, LensHead.from_model(model, spec), runner=Runner(model, spec))
     except ValueError as error:
-        return ModelLink(tokenizer, None, str(error), model=model, spec=spec)
+        return ModelLink(tokenizer, None, str(error), runner=Runner(model, spec))
 
 
 def _store_dtype(value: str | torch.dtype) -> torch.dtype:

@@ -16,40 +16,7 @@ from .attribution import AttributionResult
 from .attribution.aggregate import word_spans
 from .render import View
 from .render.plots import rankings_figure, trajectory_figure
-from .tokens import describe_tokens
-
-
-@dataclass
-class ModelLink:
-    """The live parts of the model that some views need; never saved (see ``ecco.load(path, lm=...)``)."""
-
-    tokenizer: PreTrainedTokenizerBase
-    lens: lens.LensHead | None
-    lens_error: str | None = None
-    model: nn.Module | None = None
-    spec: ModelSpec | None = None
-
-
-@dataclass
-class SequenceMeta:
-    """One batch item: its token ids and how to show them."""
-
-    token_ids: list[int]
-    n_input_tokens: int
-    tokens: list[str]
-    continues_word: list[bool]
-    special: list[bool]
-    token_type_ids: list[int] | None = None  # segment ids of sentence pairs (BERT-style)
-
-    @classmethod
-    def from_ids(
-        cls, tokenizer: PreTrainedTokenizerBase, ids: list[int], n_input: int, token_type_ids: list[int] | None = None
-    ) -> SequenceMeta:
-        text = describe_tokens(tokenizer, ids)
-        return cls(list(ids), int(n_input), text.text, text.continues_word, text.special, token_type_ids)
-
-    def __len__(self) -> int:
-        return len(self.token_ids)
+from .record import ModelLink, SequenceMeta
 
 
 @dataclass

@@ -13,12 +13,15 @@ missing and how to pass it in ``model_config``.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 
 from torch import nn
 
-from .spec import KINDS, ArchSpec, Kind, ModelSpec, Stack, StackSpec
+from .architectures import ENTRIES, GENERIC
+from .kinds import Kind, as_kind
+from .spec import ArchSpec, ModelSpec, Stack, StackSpec
 
 
 class ArchitectureError(ValueError):
@@ -34,61 +37,8 @@ def register(spec: ArchSpec, *class_names: str) -> None:
         _REGISTRY[name] = spec
 
 
-_LLAMA = ArchSpec("llama", (StackSpec("layers", "mlp.down_proj", "norm"),))
-_BERT = ArchSpec("bert", (StackSpec("encoder.layer", "output.dense", None, False),))
-_GPT2 = ArchSpec("gpt2", (StackSpec("h", "mlp.c_proj", "ln_f"),))
-_BART = ArchSpec(
-    "bart",
-    (
-        StackSpec("encoder.layers", "fc2", "encoder.layer_norm", False),
-        StackSpec("decoder.layers", "fc2", "decoder.layer_norm", False),
-    ),
-)
-register(_GPT2, "GPT2PreTrainedModel", "GPTNeoPreTrainedModel")
-register(ArchSpec("gptj", (StackSpec("h", "mlp.fc_out", "ln_f"),)), "GPTJPreTrainedModel")
-register(
-    ArchSpec("gpt-neox", (StackSpec("layers", "mlp.dense_4h_to_h", "final_layer_norm"),)),
-    "GPTNeoXPreTrainedModel",
-)
-register(
-    ArchSpec("opt", (StackSpec("decoder.layers", "fc2", "decoder.final_layer_norm"),)),
-    "OPTPreTrainedModel",
-)
-register(
-    _LLAMA,
-    "LlamaPreTrainedModel",
-    "MistralPreTrainedModel",
-    "Qwen2PreTrainedModel",
-    "Qwen3PreTrainedModel",
-    "GemmaPreTrainedModel",
-    "Gemma2PreTrainedModel",
-    "SmolLM3PreTrainedModel",
-    "OlmoPreTrainedModel",
-    "Phi3PreTrainedModel",
-)
-register(_BERT, "BertPreTrainedModel", "RobertaPreTrainedModel", "ElectraPreTrainedModel")
-register(
-    ArchSpec("distilbert", (StackSpec("transformer.layer", "ffn.lin2", None, False),)),
-    "DistilBertPreTrainedModel",
-)
-register(
-    ArchSpec(
-        "t5",
-        (
-            StackSpec("encoder.block", "layer.1.DenseReluDense.wo", "encoder.final_layer_norm"),
-            StackSpec("decoder.block", "layer.2.DenseReluDense.wo", "decoder.final_layer_norm"),
-        ),
-    ),
-    "T5PreTrainedModel",
-    "MT5PreTrainedModel",
-)
-register(
-    _BART,
-    "BartPreTrainedModel",
-    "MBartPreTrainedModel",
-    "PegasusPreTrainedModel",
-    "MarianPreTrainedModel",
-)
+for _entry, _classes in ENTRIES:
+    register(_entry, *_classes)
 
 # Discovery: names of FFN output projections and final norms seen across transformers.
 _FFN_OUT_NAMES = (
@@ -123,15 +73,9 @@ def model_kind(model: nn.Module) -> Kind:
     """causal / masked / enc-dec, from the model's config and generation ability."""
     config = getattr(model, "config", None)
     if getattr(config, "is_encoder_decoder", False):
-        return "enc-dec"
+        return Kind.ENC_DEC
     can_generate = getattr(model, "can_generate", None)
-    return "causal" if callable(can_generate) and can_generate() else "masked"
-
-
-def _stack_names(kind: Kind) -> tuple[str, ...]:
-    if kind == "enc-dec":
-        return ("encoder", "decoder")
-    return ("decoder",) if kind == "causal" else ("encoder",)
+    return Kind.CAUSAL if callable(can_generate) and can_generate() else Kind.MASKED
 
 
 def _lookup(model: nn.Module) -> ArchSpec | None:
@@ -201,7 +145,7 @@ def _discover(model: nn.Module, kind: Kind) -> ArchSpec | None:
     ]
     # Keep only top-level stacks: lists of modules that themselves hold sub-layers.
     lists = [(n, m) for n, m in lists if not any(n.startswith(o + ".") for o, _ in lists)]
-    if kind == "enc-dec":
+    if kind.encoder_decoder:
         chosen = [next(((n, m) for n, m in lists if part in n), None) for part in ("encoder", "decoder")]
         if None in chosen:
             return None
@@ -224,7 +168,7 @@ def _discover(model: nn.Module, kind: Kind) -> ArchSpec | None:
             None,
         )
         stacks.append(StackSpec(path, ffn, norm, False))
-    return ArchSpec(f"discovered:{type(model).__name__}", tuple(stacks))
+    return dataclasses.replace(GENERIC, name=f"discovered:{type(model).__name__}", stacks=tuple(stacks))
 
 
 def _config_module(model: nn.Module, config: Mapping, key: str, stack: str) -> nn.Module | None:
@@ -258,7 +202,7 @@ def _from_model_config(model: nn.Module, config: Mapping, kind: Kind) -> ModelSp
         raise ArchitectureError(
             f"model_config 'activations' {patterns} matched no module of {type(model).__name__}."
         )
-    names = _stack_names(kind)
+    names = kind.stacks
     stacks: dict[str, Stack] = {}
     for stack_name in names:
         selected = [
@@ -275,14 +219,14 @@ def _from_model_config(model: nn.Module, config: Mapping, kind: Kind) -> ModelSp
     embeddings = get_module(model, re.sub(r"\.weight$", "", embedding_path)) if embedding_path else None
     head_path = config.get("lm_head")
     head = get_module(model, head_path) if isinstance(head_path, str) else model.get_output_embeddings()
+    name = f"model_config:{type(model).__name__}"
     return ModelSpec(
-        arch=f"model_config:{type(model).__name__}",
+        arch=name,
         kind=kind,
         embeddings=embeddings or model.get_input_embeddings(),
         stacks=stacks,
         lm_head=head,
-        token_prefix=config.get("token_prefix"),
-        partial_token_prefix=config.get("partial_token_prefix"),
+        family=dataclasses.replace(GENERIC, name=name),
     )
 
 
@@ -290,11 +234,12 @@ def _config_kind(config: Mapping | None) -> Kind | None:
     if not config or "type" not in config:
         return None
     kind = {"mlm": "masked", "encoder": "masked"}.get(config["type"], config["type"])
-    if kind not in KINDS:
+    try:
+        return as_kind(kind)
+    except ValueError:
         raise ArchitectureError(
             f"model_config type {config['type']!r} is not one of 'causal', 'mlm', 'enc-dec'."
-        )
-    return kind  # type: ignore[return-value]
+        ) from None
 
 
 def resolve(model: nn.Module, model_config: Mapping | None = None) -> ModelSpec:
@@ -306,14 +251,14 @@ def resolve(model: nn.Module, model_config: Mapping | None = None) -> ModelSpec:
     if arch is None:
         raise ArchitectureError(
             f"Could not find the transformer blocks of {type(model).__name__} "
-            f"(kind {kind!r}). {_CONFIG_HELP}"
+            f"(kind '{kind}'). {_CONFIG_HELP}"
         )
     base = model.base_model
     resolved = [s for s in (_resolve_stack(base, spec, "", model) for spec in arch.stacks) if s]
-    names = _stack_names(kind)
+    names = kind.stacks
     if len(resolved) != len(names):
         raise ArchitectureError(
-            f"{type(model).__name__} ({arch.name}) is {kind!r} and needs {len(names)} stack(s) of "
+            f"{type(model).__name__} ({arch.name}) is '{kind}' and needs {len(names)} stack(s) of "
             f"blocks, found {len(resolved)}. {_CONFIG_HELP}"
         )
     stacks = {}
@@ -326,6 +271,5 @@ def resolve(model: nn.Module, model_config: Mapping | None = None) -> ModelSpec:
         embeddings=model.get_input_embeddings(),
         stacks=stacks,
         lm_head=model.get_output_embeddings(),
-        token_prefix=(model_config or {}).get("token_prefix"),
-        partial_token_prefix=(model_config or {}).get("partial_token_prefix"),
+        family=arch,
     )

@@ -1,13 +1,12 @@
 """What ecco must know about a model architecture, before and after resolving it on a model."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from torch import nn
 
-Kind = Literal["causal", "masked", "enc-dec"]
-KINDS: tuple[str, ...] = ("causal", "masked", "enc-dec")
+from .kinds import Kind
 
 
 @dataclass(frozen=True)
@@ -27,11 +26,39 @@ class StackSpec:
 
 
 @dataclass(frozen=True)
+class GateLayout:
+    """A gated FFN ``act(gate) * up``: attribute names on the module holding the FFN output
+    projection. ``fused``: ``up`` projects to gate and up at once and the up half is second
+    (Phi-3's ``gate_up_proj``)."""
+
+    act: str
+    up: str
+    fused: bool = False
+
+
+@dataclass(frozen=True)
 class ArchSpec:
-    """Paths for one architecture family: one stack, or (encoder, decoder)."""
+    """Everything ecco knows about one architecture family, in one entry.
+
+    - ``stacks``: one stack, or (encoder, decoder);
+    - ``gates``: gated-FFN layouts the family may use (LRP splits relevance over the product);
+    - ``cross_attention``: names of cross-attention modules inside a decoder block;
+    - ``mlm_head``: chains of attribute names on the model, each applied in order, that turn a
+      masked model's last hidden state into logits (the first chain the model has is used);
+    - ``lens_scale``: config -> factor applied to hidden states before the head (T5 with tied
+      embeddings multiplies by d_model^-0.5);
+    - ``logits_bias``: attribute of the model holding a bias added to the logits (BART);
+    - ``softcap``: config attribute holding the final logit soft-capping (Gemma 2).
+    """
 
     name: str
     stacks: tuple[StackSpec, ...]
+    gates: tuple[GateLayout, ...] = ()
+    cross_attention: tuple[str, ...] = ()
+    mlm_head: tuple[tuple[str, ...], ...] = ()
+    lens_scale: Callable[[object], float] | None = None
+    logits_bias: str | None = None
+    softcap: str | None = None
 
 
 @dataclass
@@ -45,6 +72,7 @@ class Stack:
 
     @property
     def n_layers(self) -> int:
+        """Number of blocks in the stack."""
         return len(self.blocks)
 
 
@@ -54,7 +82,8 @@ class ModelSpec:
 
     ``stacks`` is keyed ``'decoder'`` for causal models, ``'encoder'`` for masked
     (encoder-only) models and both for encoder-decoder models, like Ecco's
-    ``activations`` dict.
+    ``activations`` dict. ``family`` is the registry entry the model resolved to, with the
+    family's facts (gates, cross-attention names, lens details).
     """
 
     arch: str
@@ -62,10 +91,9 @@ class ModelSpec:
     embeddings: nn.Module
     stacks: dict[str, Stack]
     lm_head: nn.Module | None
-    token_prefix: str | None = None
-    partial_token_prefix: str | None = None
+    family: ArchSpec
 
     @property
     def main_stack(self) -> Stack:
         """The stack whose outputs are the model's predictions (decoder if any)."""
-        return self.stacks["decoder"] if "decoder" in self.stacks else self.stacks["encoder"]
+        return self.stacks[self.kind.main_stack]

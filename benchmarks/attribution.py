@@ -48,7 +48,7 @@ def _ecco(lm, seq, method: str, score: str = "prob", n_steps=50) -> dict:
 
     target = generated_targets("causal", seq.token_ids, seq.n_input_tokens)
     start = time.perf_counter()
-    result = explain(lm.model, lm.spec, [(seq.token_ids, seq.n_input_tokens, target)], [method], score=score,
+    result = explain(lm.runner, [(seq.token_ids, seq.n_input_tokens, target)], [method], score=score,
                      options=Options(n_steps=n_steps), progress=False)[method]
     seconds = time.perf_counter() - start
     errors = result.completeness_error[0].tolist() if result.completeness_error is not None else None

@@ -61,13 +61,14 @@ class LM:
         self.tokenizer = tokenizer
         self.model_name = model_name or getattr(model.config, "name_or_path", "") or type(model).__name__
         self.spec: ModelSpec = resolve(model, model_config)
+        self.runner = Runner(model, self.spec)
         self.collect_activations = activations
         self.attention = attention
         self.hidden_states = hidden_states
         self.verbose = verbose
         self.store_dtype = _store_dtype(store_dtype)
         self.activation_layers = self._layer_selection(activations_layer_nums)
-        self.link = _link(model, tokenizer, self.spec)
+        self.link = _link(self.runner, tokenizer)
 
     def __repr__(self) -> str:
         layers = {name: stack.n_layers for name, stack in self.spec.stacks.items()}
@@ -213,7 +214,7 @@ class LM:
                 for seq in output.sequences
             ]
             output.attributions.update(
-                explain(self.model, self.spec, sequences, methods, options=options, progress=self.verbose)
+                explain(self.runner, sequences, methods, options=options, progress=self.verbose)
             )
         return output
 
@@ -507,7 +508,7 @@ class LM:
             if plan.foil is not None:
                 chosen = Target(every.positions[-1:], every.token_ids[-1:], [plan.foil])
             sequences.append((seq.token_ids, seq.n_input_tokens, chosen))
-        results = explain(self.model, self.spec, sequences, methods, score=score, options=settings, progress=self.verbose)
+        results = explain(self.runner, sequences, methods, score=score, options=settings, progress=self.verbose)
         for result in results.values():
             if result.foil_ids:
                 result.foil_text = [self.tokenizer.decode(ids) for ids in result.foil_ids]
@@ -646,12 +647,12 @@ def _attribution_options(values: Mapping | None) -> Options:
     return Options(**(values or {}))
 
 
-def _link(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: ModelSpec) -> ModelLink:
-    """What outputs keep of the model: the tokenizer and the logit-lens head (if any)."""
+def _link(runner: Runner, tokenizer: PreTrainedTokenizerBase) -> ModelLink:
+    """What outputs keep of the model: the tokenizer, the logit-lens head (if any), the runner."""
     try:
-        return ModelLink(tokenizer, LensHead.from_model(model, spec), runner=Runner(model, spec))
+        return ModelLink(tokenizer, LensHead.from_model(runner.model, runner.spec), runner=runner)
     except ValueError as error:
-        return ModelLink(tokenizer, None, str(error), runner=Runner(model, spec))
+        return ModelLink(tokenizer, None, str(error), runner=runner)
 
 
 def _store_dtype(value: str | torch.dtype) -> torch.dtype:

@@ -15,7 +15,7 @@ from torch import nn
 
 from tqdm.auto import tqdm
 
-from ..models.spec import ModelSpec
+from ..runner import Runner
 from ..session import model_session
 from . import methods  # noqa: F401  (registers the methods, LRP last)
 from . import lrp  # noqa: F401, I001
@@ -105,8 +105,7 @@ def global_positions(kind: str, n_input: int, target: Target) -> list[int]:
 
 
 def explain(
-    model: nn.Module,
-    spec: ModelSpec,
+    runner: Runner,
     sequences: Sequence[tuple[list[int], int, Target]],
     method_names: Sequence[str],
     *,
@@ -119,6 +118,7 @@ def explain(
     The model runs in eval mode with gradients for the duration (eager attention for the
     methods that need it); its parameters, flags and hooks are as before afterwards.
     """
+    model, spec = runner.model, runner.spec
     options = options or Options()
     results: dict[str, AttributionResult] = {}
     bar = tqdm(total=len(sequences) * len(method_names), desc="attribution", disable=not progress, leave=False)

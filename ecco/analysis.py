@@ -110,3 +110,16 @@ def cka(x: np.ndarray, y: np.ndarray, kernel: str = "linear", sigma: float = 1.0
 
 
 SIMILARITY = {"cca": cca, "svcca": svcca, "pwcca": pwcca, "cka": cka}
+
+
+def similarity_matrix(per_layer: np.ndarray, method: str = "cka", **kwargs) -> np.ndarray:
+    """Similarity of every pair of layers: ``per_layer`` is (layers, neurons, positions); the
+    result is a symmetric (layers, layers) matrix with ones on the diagonal."""
+    if method not in SIMILARITY:
+        raise ValueError(f"Unknown similarity {method!r}; valid: {', '.join(SIMILARITY)}.")
+    n = len(per_layer)
+    matrix = np.eye(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            matrix[i, j] = matrix[j, i] = SIMILARITY[method](per_layer[i], per_layer[j], **kwargs)
+    return matrix

@@ -1,6 +1,6 @@
-"""Attention data for the views: packed weights, and queries/keys as the model uses them.
+"""Attention data: packed weights, and queries/keys as the model uses them.
 
-Weights come from the capture (``output.attention``). The neuron view also needs each head's
+Weights come from the capture (``attention[set]`` of a record). The neuron view also needs each head's
 query and key vectors *where the model uses them* (after rotary embeddings; grouped key/value
 heads repeated to match the query heads): one extra forward pass runs with an attention
 function registered in transformers' ``AttentionInterface`` that records its inputs and then
@@ -12,49 +12,30 @@ import base64
 import contextlib
 import sys
 from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import nn
 
+from .layout import Layout
 from .models.spec import ModelSpec
-
-if TYPE_CHECKING:
-    from .output import OutputSeq
+from .runner import Runner
 
 SET_LABELS = {"decoder": "decoder self-attention", "encoder": "encoder self-attention", "cross": "cross-attention"}
 _CAPTURE = "ecco_qk_capture"
 
 
-def check_attention(output: OutputSeq, name: str | None = None) -> str:
-    """The attention set to show (the main one by default), checked."""
-    if not output.attention:
-        raise ValueError(
-            "This output has no attention weights: create the LM with attention=True, e.g. "
-            "ecco.from_pretrained(name, attention=True)."
-        )
-    name = name or ("decoder" if "decoder" in output.attention else "encoder")
-    if name not in output.attention:
-        raise ValueError(f"No {name!r} attention in this output; available: {', '.join(output.attention)}.")
-    return name
+def set_tokens(layout: Layout, tokens: Sequence[str], name: str) -> tuple[list[dict], list[dict]]:
+    """(query tokens, key tokens) of an attention set, as view entries with token-list positions."""
+    queries, keys = layout.attention_spans(name)
+    return [{"text": tokens[p], "position": p} for p in queries], [{"text": tokens[p], "position": p} for p in keys]
 
 
-def set_tokens(output: OutputSeq, name: str, sequence: int) -> tuple[list[dict], list[dict]]:
-    """(query tokens, key tokens) of an attention set, as view entries with global positions."""
-    seq = output.check_sequence(sequence)
-    entries = [{"text": t, "position": i} for i, t in enumerate(seq.tokens)]
-    if output.kind != "enc-dec":
-        return entries, entries
-    encoder, decoder = entries[: seq.n_input_tokens], entries[seq.n_input_tokens :]
-    return {"encoder": (encoder, encoder), "decoder": (decoder, decoder), "cross": (decoder, encoder)}[name]
-
-
-def packed_set(output: OutputSeq, name: str, sequence: int) -> dict:
-    """One attention set for the views: weights as base64 uint8 (value / 255), C order."""
-    queries, keys = set_tokens(output, name, sequence)
-    weights = output.attention[name][sequence, :, :, : len(queries), : len(keys)].float()
+def packed_set(weights: torch.Tensor, name: str, queries: list[dict], keys: list[dict]) -> dict:
+    """One attention set for the views, from its weights (layers, heads, >=queries, >=keys):
+    weights as base64 uint8 (value / 255), C order."""
+    weights = weights[:, :, : len(queries), : len(keys)].float()
     packed = torch.round(weights.clamp(0, 1) * 255).to(torch.uint8).numpy()
     return {
         "name": name,
@@ -68,8 +49,8 @@ def packed_set(output: OutputSeq, name: str, sequence: int) -> dict:
     }
 
 
-def check_layer_head(output: OutputSeq, name: str, layer: int | None, head: int | None) -> None:
-    weights = output.attention[name]
+def check_layer_head(weights: torch.Tensor, name: str, layer: int | None, head: int | None) -> None:
+    """Check ``layer`` / ``head`` against an attention set's weights (batch, layers, heads, ...)."""
     for label, value, count in (("layer", layer, weights.shape[1]), ("head", head, weights.shape[2])):
         if value is not None and (not isinstance(value, int) or not 0 <= value < count):
             raise ValueError(f"{label}={value!r} is out of range: the {name} attention has {label}s 0..{count - 1}.")
@@ -138,44 +119,11 @@ def recording_attention(model: nn.Module, spec: ModelSpec, want: tuple[str, int]
         model.set_attn_implementation(before)
 
 
-def neuron_data(output: OutputSeq, name: str, layer: int, head: int, sequence: int, selected: int) -> dict:
-    """The neuron view's data: queries, keys, scale, bias and weights of one head."""
-    link = output.link
-    if link is None or link.model is None:
-        raise ValueError("The neuron view reruns the model: use an output of this session's LM or ecco.load(path, lm=lm).")
-    seq = output.check_sequence(sequence)
-    stack = "decoder" if name in ("decoder", "cross") else "encoder"
-    if output.kind == "causal":
-        stack = "decoder"
-    ids = torch.tensor([seq.token_ids], device=next(link.model.parameters()).device)
-    inputs = {"input_ids": ids}
-    if seq.token_type_ids is not None:
-        inputs["token_type_ids"] = torch.tensor([seq.token_type_ids], device=ids.device)
-    if output.kind == "enc-dec":
-        inputs = {"input_ids": ids[:, : seq.n_input_tokens], "decoder_input_ids": ids[:, seq.n_input_tokens :]}
-    with recording_attention(link.model, link.spec, (name, layer)) as records, torch.no_grad():
-        link.model(**inputs, use_cache=False)
+def queries_keys(runner: Runner, inputs: dict[str, torch.Tensor], want: tuple[str, int]) -> QueryKey:
+    """Rerun the model on ``inputs`` (in an eval-mode session) and return what the attention of
+    ``want`` = (set name, layer) used."""
+    with runner.session(eager_attention=True), recording_attention(runner.model, runner.spec, want) as records:
+        runner.forward(**inputs, use_cache=False)
     if not records:
-        raise ValueError(f"Layer {layer} of the {name} attention was not called; cannot show its queries and keys.")
-    record = records[0]
-    queries, keys = set_tokens(output, name, sequence)
-    if not 0 <= selected < len(queries):
-        raise ValueError(f"selected={selected} is out of range: 0..{len(queries) - 1}.")
-    bias = None if record.bias is None else record.bias[head]
-    weights = output.attention[name][sequence, layer, head, : len(queries), : len(keys)].float()
-    return {
-        "queries": queries,
-        "keys": keys,
-        "layer": layer,
-        "head": head,
-        "set": name,
-        "stack": stack,
-        "query": record.query[head].tolist(),
-        "key": record.key[head].tolist(),
-        "scale": record.scale,
-        "bias": None if bias is None else [[None if not np.isfinite(v) or v < -1e30 else v for v in row]
-                                           for row in bias.tolist()],
-        "weights": weights.tolist(),
-        "selected": selected,
-        "title": output.model_name,
-    }
+        raise ValueError(f"Layer {want[1]} of the {want[0]} attention was not called; cannot show its queries and keys.")
+    return records[0]

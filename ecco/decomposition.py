@@ -10,15 +10,10 @@ models, where about half of the activations are negative).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-from .render import View
-
-if TYPE_CHECKING:
-    from .output import OutputSeq
 
 METHODS = ("nmf", "pca", "ica", "svd")
 _AUTO_MAX = 15
@@ -35,31 +30,21 @@ class Selection:
     matrix: np.ndarray  # (layers * neurons, tokens)
 
 
-def activation_stack(output: OutputSeq, stack: str | None = None) -> str:
-    """The stack whose activations to use (the decoder's by default), checked."""
-    if not output.activations:
-        raise ValueError(
-            "This output has no neuron activations: create the LM with activations=True, e.g. "
-            "ecco.from_pretrained(name, activations=True)."
-        )
-    stack = stack or ("decoder" if "decoder" in output.activations else "encoder")
-    if stack not in output.activations:
-        raise ValueError(f"No {stack!r} activations; available: {', '.join(output.activations)}.")
-    return stack
-
-
-def select_activations(
-    output: OutputSeq,
+def select_layers(
+    activations: np.ndarray,
+    layer_numbers: Sequence[int],
+    n_model_layers: int,
+    lengths: Sequence[int],
     from_layer: int | None = None,
     to_layer: int | None = None,
-    sequences: list[int] | None = None,
-    stack: str | None = None,
+    sequences: Sequence[int] | None = None,
+    stack: str = "decoder",
 ) -> Selection:
-    """Ecco's reshape: (batch, layers, neurons, positions) -> (layers*neurons, batch*positions)."""
-    stack = activation_stack(output, stack)
-    acts = output.activations[stack]
-    numbers = output.activation_layers[stack]
-    n_model_layers = output.n_layers[stack]
+    """Ecco's reshape: (batch, layers, neurons, positions) -> (layers*neurons, tokens).
+
+    ``layer_numbers`` names the captured layers (rows of ``activations``), ``lengths`` the
+    valid positions of each batch item; layers [from_layer, to_layer) of the sequences asked
+    (all by default) are kept, padding is dropped."""
     low = 0 if from_layer is None else from_layer
     high = n_model_layers if to_layer is None else to_layer
     for name, value in (("from_layer", from_layer), ("to_layer", to_layer)):
@@ -67,16 +52,14 @@ def select_activations(
             raise ValueError(f"{name}={value!r} is out of range: the model has layers 0..{n_model_layers - 1}.")
     if low >= high:
         raise ValueError(f"from_layer ({low}) must be smaller than to_layer ({high}); the range is [from, to).")
-    rows = [i for i, n in enumerate(numbers) if low <= n < high]
+    rows = [i for i, n in enumerate(layer_numbers) if low <= n < high]
     if not rows:
-        raise ValueError(f"No captured layer in [{low}, {high}); captured layers: {numbers}.")
-    sequences = list(range(output.batch_size)) if sequences is None else list(sequences)
-    for s in sequences:
-        output.check_sequence(s)
-    positions = [(s, p) for s in sequences for p in range(len(output.sequences[s]))]
-    blocks = [acts[s][rows][:, :, : len(output.sequences[s])] for s in sequences]  # (layers, neurons, len)
+        raise ValueError(f"No captured layer in [{low}, {high}); captured layers: {list(layer_numbers)}.")
+    sequences = list(range(len(lengths))) if sequences is None else list(sequences)
+    positions = [(s, p) for s in sequences for p in range(lengths[s])]
+    blocks = [activations[s][rows][:, :, : lengths[s]] for s in sequences]  # (layers, neurons, len)
     matrix = np.concatenate([b.reshape(-1, b.shape[-1]) for b in blocks], axis=1).astype(np.float32)
-    return Selection(stack, [numbers[i] for i in rows], sequences, positions, matrix)
+    return Selection(stack, [layer_numbers[i] for i in rows], sequences, positions, matrix)
 
 
 def nonnegative(matrix: np.ndarray, mode: str) -> np.ndarray:
@@ -124,7 +107,7 @@ def elbow(errors: list[float]) -> int:
 
 @dataclass
 class Decomposition:
-    """Factors of neuron activations, with the interactive explorer (``explore``) and a figure (``plot``).
+    """Factors of neuron activations (an output's ``run_nmf`` adds ``explore()`` and ``plot()``).
 
     ``components``: (n_components, tokens) factor activations over the tokens (Ecco's name);
     ``loadings``: (n_components, features) weights of each neuron (``model.components_``);
@@ -138,14 +121,9 @@ class Decomposition:
     loadings: np.ndarray
     model: object
     selection: Selection
-    output: OutputSeq = field(repr=False)
     nonneg: str | None = None
     reconstruction_error: float = 0.0
     errors: dict[int, float] = field(default_factory=dict)
-
-    @property
-    def tokens(self) -> list[str]:
-        return [self.output.sequences[s].tokens[p] for s, p in self.selection.positions]
 
     def display_factors(self) -> tuple[np.ndarray, list[str]]:
         """Non-negative factors for display: signed methods show each component's positive and
@@ -157,64 +135,20 @@ class Decomposition:
         labels = [f"{k}{sign}" for k in range(self.n_components) for sign in ("+", "-")]
         return values, labels
 
-    def explore(self, printJson: bool = False) -> View | dict:  # noqa: N803
-        """The factor explorer: sparklines per factor; hover or click one to colour the tokens."""
-        values, labels = self.display_factors()
-        data = {
-            "tokens": [
-                {
-                    "text": self.output.sequences[s].tokens[p],
-                    "position": p,
-                    "sequence": s,
-                    "is_input": p < self.output.sequences[s].n_input_tokens,
-                    "continues_word": self.output.sequences[s].continues_word[p],
-                    "special": self.output.sequences[s].special[p],
-                }
-                for s, p in self.selection.positions
-            ],
-            "factors": values.tolist(),
-            "factor_labels": labels,
-            "method": self.method,
-            "caption": f"{self.method.upper()}, {self.n_components} components, layers "
-            f"{self.selection.layers[0]}-{self.selection.layers[-1]} ({self.selection.stack})",
-            "title": self.output.model_name,
-        }
-        return data if printJson else View("nmf", data)
 
-    def plot(self, n_components: int | None = None):
-        """A matplotlib figure: one row per factor, its activation over the tokens."""
-        import matplotlib.pyplot as plt
-
-        values, labels = self.display_factors()
-        count = len(values) if n_components is None else min(n_components, len(values))
-        fig, axes = plt.subplots(count, 1, figsize=(max(6, 0.18 * values.shape[1]), 0.7 * count + 1), sharex=True,
-                                 squeeze=False)
-        for row, ax in enumerate(axes[:, 0]):
-            ax.fill_between(range(values.shape[1]), values[row], step="mid", alpha=0.6)
-            ax.set_ylabel(labels[row], rotation=0, ha="right", fontsize=8)
-            ax.set_yticks([])
-        tokens = [repr(t)[1:-1] for t in self.tokens]
-        axes[-1, 0].set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
-        fig.tight_layout()
-        return fig
-
-
-def decompose(
-    output: OutputSeq,
+def factorise(
+    selection: Selection,
     method: str = "nmf",
     n_components: int | str = 10,
-    from_layer: int | None = None,
-    to_layer: int | None = None,
     nonneg: str = "clip",
-    sequences: list[int] | None = None,
-    stack: str | None = None,
     seed: int = 0,
+    result: type[Decomposition] | None = None,
     **kwargs,
 ) -> Decomposition:
-    """Factorise the selected activations (see the module docstring)."""
+    """Factorise the selected activations (see the module docstring). ``result`` is the class
+    of the returned object (a subclass of :class:`Decomposition`; the views add the explorer)."""
     if method not in METHODS:
         raise ValueError(f"Unknown decomposition method {method!r}; valid: {', '.join(METHODS)}.")
-    selection = select_activations(output, from_layer, to_layer, sequences, stack)
     data = nonnegative(selection.matrix, nonneg) if method == "nmf" else selection.matrix
     n_tokens = data.shape[1]
     limit = min(n_tokens, data.shape[0]) - (1 if method in ("svd", "pca") else 0)
@@ -232,14 +166,13 @@ def decompose(
                 f"got {n_components!r}."
             )
         model, factors, error = _fit(method, data, n_components, seed, **kwargs)
-    return Decomposition(
+    return (result or Decomposition)(
         method=method,
         n_components=int(n_components),
         components=factors,
         loadings=np.asarray(model.components_),
         model=model,
         selection=selection,
-        output=output,
         nonneg=nonneg if method == "nmf" else None,
         reconstruction_error=error,
         errors=errors,

@@ -14,17 +14,15 @@ never sorted.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from .layout import Layout
 from .models.kinds import Kind
 from .models.spec import ModelSpec
-
-if TYPE_CHECKING:
-    from .output import OutputSeq
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 
@@ -162,81 +160,56 @@ def lens_topk(head: LensHead, hidden: torch.Tensor, k: int) -> tuple[torch.Tenso
     return top.values.cpu(), top.indices.cpu()
 
 
-# ----------------------------------------------------------------- OutputSeq
+# --------------------------------------------------------------- positions
 @dataclass
 class LensSite:
     """Where the lens reads for a token-list position: the hidden-state column and the token."""
 
     position: int  # position in the sequence's token list
-    column: int  # column in hidden_states[stack]
+    column: int  # column of the main stack's hidden states
     token_id: int | None  # the token that came there (None: masked models predict, no truth)
 
 
-def lens_stack(output: OutputSeq) -> str:
-    return "decoder" if output.kind in ("causal", "enc-dec") else "encoder"
-
-
-def lens_site(output: OutputSeq, position: int, sequence: int = 0) -> LensSite:
-    """Check ``position`` (Ecco's: counts tokens from 0) and map it to a hidden-state column.
+def lens_site(layout: Layout, token_ids: Sequence[int], position: int) -> LensSite:
+    """The hidden-state column that predicts the token at ``position`` (Ecco's: from 0).
 
     Causal and encoder-decoder models: the token at ``position`` is predicted from the hidden
     state one before it, so the first token (and the decoder start) has no prediction.
     Masked models: the prediction at ``position`` itself (e.g. a [MASK]).
     """
-    seq = output.check_sequence(sequence)
-    if not isinstance(position, int) or not 0 <= position < len(seq):
-        raise ValueError(f"position={position!r} is out of range: sequence {sequence} has tokens 0..{len(seq) - 1}.")
-    if output.kind == "masked":
+    if layout.kind is Kind.MASKED:
         return LensSite(position, position, None)
-    first = seq.n_input_tokens + 1 if output.kind == "enc-dec" else 1
+    first = layout.first_predicted
     if position < first:
-        where = "the decoder start token or an encoder token" if output.kind == "enc-dec" else "the first token"
+        where = "the decoder start token or an encoder token" if layout.kind.encoder_decoder else "the first token"
         raise ValueError(
             f"position={position} is {where}: no hidden state predicts it. Use a position from {first} to "
-            f"{len(seq) - 1}."
+            f"{layout.length - 1}."
         )
-    column = position - 1 - (seq.n_input_tokens if output.kind == "enc-dec" else 0)
-    return LensSite(position, column, seq.token_ids[position])
+    return LensSite(position, layout.predicting_column(position), token_ids[position])
 
 
-def block_hidden(output: OutputSeq, sequence: int, columns: list[int]) -> torch.Tensor:
-    """(layers, positions, hidden): outputs of blocks 0..L-1 (the embeddings row dropped)."""
-    stack = lens_stack(output)
-    if stack not in output.hidden_states:
-        raise ValueError("This output has no hidden states: create the LM with hidden_states=True (the default).")
-    return output.hidden_states[stack][sequence, 1:, columns].float()
+def default_positions(layout: Layout, token_ids: Sequence[int], special: Sequence[bool], mask_id: int | None) -> list[int]:
+    """The positions ``rankings`` shows: generated tokens, else every predictable token
+    (masked models: the [MASK] tokens, else every non-special token)."""
+    if layout.kind is Kind.MASKED:
+        masked = [p for p, i in enumerate(token_ids) if mask_id is not None and i == mask_id]
+        return masked or [p for p in range(layout.length) if not special[p]]
+    first = layout.first_generated
+    start = first if first < layout.length else layout.first_predicted
+    return list(range(max(start, 1), layout.length))
 
 
-def check_layer(output: OutputSeq, layer: int | None) -> None:
-    n = output.n_layers[lens_stack(output)]
-    if layer is not None and (not isinstance(layer, int) or not 0 <= layer < n):
-        raise ValueError(f"layer={layer!r} is out of range: the model has layers 0..{n - 1}.")
-
-
-def chosen_ids(head: LensHead, output: OutputSeq, sequence: int, sites: list[LensSite]) -> torch.Tensor:
-    """The token each site is about: the actual token, or the model's final top-1 (masked)."""
+def chosen_ids(head: LensHead, final: torch.Tensor, sites: Sequence[LensSite]) -> torch.Tensor:
+    """The token each site is about: the actual token, or (masked models) the model's final
+    top-1 read from ``final``, the last layer's hidden states at the sites (sites, hidden)."""
     ids = [s.token_id for s in sites]
     if all(i is not None for i in ids):
         return torch.tensor(ids)
-    final = block_hidden(output, sequence, [s.column for s in sites])[-1]
     return head(final, final=True).argmax(-1).cpu()
 
 
-def output_sites(output: OutputSeq, sequence: int) -> list[LensSite]:
-    """The sites of ``rankings``: generated tokens, else every predictable token."""
-    seq = output.check_sequence(sequence)
-    if output.kind == "masked":
-        mask_id = output.mask_token_id
-        masked = [p for p, i in enumerate(seq.token_ids) if mask_id is not None and i == mask_id]
-        positions = masked or [p for p in range(len(seq)) if not seq.special[p]]
-    else:
-        first = seq.n_input_tokens + (1 if output.kind == "enc-dec" else 0)
-        start = first if first < len(seq) else (seq.n_input_tokens + 1 if output.kind == "enc-dec" else 1)
-        positions = list(range(max(start, 1), len(seq)))
-    return [lens_site(output, p, sequence) for p in positions]
-
-
-def watch_ids(split, watch: list, vocab: int) -> list[int]:
+def watch_ids(split: Callable[[str], list[int]], watch: Sequence, vocab: int) -> list[int]:
     """Token ids to watch: ids as given; strings by their first piece (warned when longer).
 
     ``split(text)`` tokenises a string without special tokens."""
@@ -251,7 +224,7 @@ def watch_ids(split, watch: list, vocab: int) -> list[int]:
             if len(pieces) > 1:
                 warnings.warn(
                     f"watch entry {item!r} is {len(pieces)} tokens; ranking its first piece (id {pieces[0]}).",
-                    stacklevel=3,
+                    stacklevel=4,
                 )
             ids.append(pieces[0])
         elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < vocab:

@@ -26,7 +26,7 @@ def test_rows_sum_to_one_and_neuron_view_reproduces_weights(arch, tokenizer):
     output = _output(arch, tokenizer)
     for name, weights in output.attention.items():
         for item, seq in enumerate(output.sequences):
-            queries, keys = ecco.attention.set_tokens(output, name, item)
+            queries, keys = ecco.access.set_tokens(output, name, item)
             rows = weights[item, :, :, : len(queries), : len(keys)].sum(-1)
             torch.testing.assert_close(rows, torch.ones_like(rows), atol=1e-5, rtol=0)
         layers, heads = weights.shape[1], weights.shape[2]

@@ -6,7 +6,8 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 import ecco
-from ecco.decomposition import elbow, select_activations
+from ecco.access import select_activations
+from ecco.decomposition import elbow
 from tests import tiny
 
 

@@ -41,3 +41,19 @@ def trajectory_figure(layers: Sequence[int], series: dict[str, np.ndarray], labe
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def factors_figure(values: np.ndarray, labels: Sequence[str], tokens: Sequence[str]):
+    """One row per factor (``values``: factors x tokens), its activation over the tokens."""
+    import matplotlib.pyplot as plt
+
+    count = len(values)
+    fig, axes = plt.subplots(count, 1, figsize=(max(6, 0.18 * values.shape[1]), 0.7 * count + 1), sharex=True,
+                             squeeze=False)
+    for row, ax in enumerate(axes[:, 0]):
+        ax.fill_between(range(values.shape[1]), values[row], step="mid", alpha=0.6)
+        ax.set_ylabel(labels[row], rotation=0, ha="right", fontsize=8)
+        ax.set_yticks([])
+    axes[-1, 0].set_xticks(range(len(tokens)), [repr(t)[1:-1] for t in tokens], rotation=90, fontsize=7)
+    fig.tight_layout()
+    return fig

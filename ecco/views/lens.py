@@ -1,27 +1,22 @@
-"""The logit-lens views of an OutputSeq: layer predictions, rankings, rankings_watch and
+"""The logit-lens views of a record: layer predictions, rankings, rankings_watch and
 trajectories, as views, JSON data or matplotlib figures (see :mod:`ecco.lens` for the maths)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-from .lens import (
-    block_hidden, check_layer, chosen_ids, lens_site, lens_stack, lens_stats, lens_topk, output_sites, watch_ids,
-)
-from .render import View
-from .render.plots import rankings_figure, trajectory_figure
-
-if TYPE_CHECKING:
-    from .output import OutputSeq
+from ..access import block_hidden, check_layer, chosen_ids, lens_site, lens_sites
+from ..lens import lens_stats, lens_topk, watch_ids
+from ..record import Record
+from ..render import View
+from ..render.plots import rankings_figure, trajectory_figure
 
 
-def _layers(output: OutputSeq) -> list[int]:
-    return list(range(output.n_layers[lens_stack(output)]))
+def _layers(output: Record) -> list[int]:
+    return list(range(output.n_layers[output.kind.main_stack]))
 
 
 def layer_predictions(
-    output: OutputSeq,
+    output: Record,
     position: int = 1,
     layer: int | None = None,
     topk: int = 10,
@@ -29,7 +24,7 @@ def layer_predictions(
     sequence: int = 0,
 ) -> View | list:
     """See :meth:`ecco.output.OutputSeq.layer_predictions`."""
-    head = output._lens()
+    head = output.lens_head()
     check_layer(output, layer)
     vocab = head.vocab
     if not isinstance(topk, int) or topk < 1 or (vocab is not None and topk > vocab):
@@ -37,12 +32,12 @@ def layer_predictions(
     site = lens_site(output, position, sequence)
     hidden = block_hidden(output, sequence, [site.column])[:, 0]
     probs, ids = lens_topk(head, hidden, topk)
-    chosen = chosen_ids(head, output, sequence, [site])
+    chosen = chosen_ids(output, sequence, [site])
     stats = lens_stats(head, hidden[:, None], chosen)
     layers = _layers(output) if layer is None else [layer]
     rows = [
         [
-            {"token": output._token_text(i), "token_id": int(i), "prob": float(p), "ranking": rank + 1, "layer": n}
+            {"token": output.token_text(i), "token_id": int(i), "prob": float(p), "ranking": rank + 1, "layer": n}
             for rank, (p, i) in enumerate(zip(probs[n].tolist(), ids[n].tolist()))
         ]
         for n in layers
@@ -53,7 +48,7 @@ def layer_predictions(
     data = {
         "position": position,
         "context": [{"text": t, "position": i} for i, t in enumerate(seq.tokens[:position])],
-        "actual": {"text": output._token_text(int(chosen[0])), "id": int(chosen[0])},
+        "actual": {"text": output.token_text(int(chosen[0])), "id": int(chosen[0])},
         "layers": [
             {"layer": n, "candidates": [
                 {"text": c["token"], "id": c["token_id"], "prob": c["prob"], "rank": c["ranking"]} for c in row
@@ -68,10 +63,10 @@ def layer_predictions(
     return View("layer_predictions", data)
 
 
-def _rank_view(output: OutputSeq, ranks: torch.Tensor, probs: torch.Tensor, columns: list[dict], caption: str) -> View:
+def _rank_view(output: Record, ranks: torch.Tensor, probs: torch.Tensor, columns: list[dict], caption: str) -> View:
     layers = _layers(output)
     return View("rankings", {
-        "max_rank": output._lens().head.weight.shape[0],
+        "max_rank": output.lens_head().vocab,
         "layers": layers,
         "columns": columns,
         "ranks": ranks.tolist(),
@@ -81,13 +76,13 @@ def _rank_view(output: OutputSeq, ranks: torch.Tensor, probs: torch.Tensor, colu
     })
 
 
-def rankings(output: OutputSeq, printJson: bool = False, plot: bool = False, sequence: int = 0):  # noqa: N803
+def rankings(output: Record, printJson: bool = False, plot: bool = False, sequence: int = 0):  # noqa: N803
     """See :meth:`ecco.output.OutputSeq.rankings`."""
-    head = output._lens()
-    sites = output_sites(output, sequence)
-    ids = chosen_ids(head, output, sequence, sites)
+    head = output.lens_head()
+    sites = lens_sites(output, sequence)
+    ids = chosen_ids(output, sequence, sites)
     stats = lens_stats(head, block_hidden(output, sequence, [s.column for s in sites]), ids)
-    texts = [output._token_text(int(i)) for i in ids]
+    texts = [output.token_text(int(i)) for i in ids]
     if printJson:
         return {"output_tokens": texts, "rankings": stats.ranks.numpy()}
     if plot:
@@ -97,7 +92,7 @@ def rankings(output: OutputSeq, printJson: bool = False, plot: bool = False, seq
 
 
 def rankings_watch(
-    output: OutputSeq,
+    output: Record,
     watch: list[int | str] | None = None,
     position: int = -1,
     printJson: bool = False,  # noqa: N803
@@ -105,7 +100,7 @@ def rankings_watch(
     sequence: int = 0,
 ):
     """See :meth:`ecco.output.OutputSeq.rankings_watch`."""
-    head = output._lens()
+    head = output.lens_head()
     seq = output.check_sequence(sequence)
     position = len(seq) - 1 if position == -1 else position
     site = lens_site(output, position, sequence)
@@ -115,7 +110,7 @@ def rankings_watch(
     hidden = block_hidden(output, sequence, [site.column])
     stats = lens_stats(head, hidden, torch.tensor([ids]))
     ranks, probs = stats.ranks[:, 0], stats.probs[:, 0]
-    texts = [output._token_text(i) for i in ids]
+    texts = [output.token_text(i) for i in ids]
     if printJson:
         return {"output_tokens": texts, "rankings": ranks.numpy()}
     caption = f"Candidates for position {position} after {''.join(seq.tokens[max(0, position - 8):position])!r}"
@@ -125,16 +120,16 @@ def rankings_watch(
     return _rank_view(output, ranks, probs, columns, caption)
 
 
-def lens_trajectories(output: OutputSeq, sequence: int = 0) -> dict:
+def lens_trajectories(output: Record, sequence: int = 0) -> dict:
     """See :meth:`ecco.output.OutputSeq.lens_trajectories`."""
-    head = output._lens()
-    sites = output_sites(output, sequence)
-    ids = chosen_ids(head, output, sequence, sites)
+    head = output.lens_head()
+    sites = lens_sites(output, sequence)
+    ids = chosen_ids(output, sequence, sites)
     stats = lens_stats(head, block_hidden(output, sequence, [s.column for s in sites]), ids)
     return {
         "layers": _layers(output),
         "positions": [s.position for s in sites],
-        "tokens": [output._token_text(int(i)) for i in ids],
+        "tokens": [output.token_text(int(i)) for i in ids],
         "entropy": stats.entropy.numpy(),
         "kl": stats.kl.numpy(),
         "prob": stats.probs.numpy(),
@@ -142,7 +137,7 @@ def lens_trajectories(output: OutputSeq, sequence: int = 0) -> dict:
     }
 
 
-def trajectories(output: OutputSeq, plot: bool = False, sequence: int = 0):
+def trajectories(output: Record, plot: bool = False, sequence: int = 0):
     """See :meth:`ecco.output.OutputSeq.trajectories`."""
     t = lens_trajectories(output, sequence)
     series = {"entropy (nats)": t["entropy"], "KL to final (nats)": t["kl"], "p(chosen token)": t["prob"]}

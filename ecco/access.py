@@ -1,0 +1,130 @@
+"""Reading a record for the analyses: checked selections of its arrays, as the core functions
+(:mod:`ecco.lens`, :mod:`ecco.decomposition`, :mod:`ecco.attention`) take them.
+
+Every function here checks the user's indices against the record and says what is valid; the
+maths stays in the core modules, the presentation in :mod:`ecco.views`.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import attention, decomposition, lens
+from .record import Record
+
+
+def check_position(record: Record, position: int, sequence: int) -> int:
+    """``position`` checked against batch item ``sequence``."""
+    seq = record.check_sequence(sequence)
+    if not isinstance(position, int) or not 0 <= position < len(seq):
+        raise ValueError(f"position={position!r} is out of range: sequence {sequence} has tokens 0..{len(seq) - 1}.")
+    return position
+
+
+# ----------------------------------------------------------------- neurons
+def activation_stack(record: Record, stack: str | None = None) -> str:
+    """The stack whose activations to use (the decoder's by default), checked."""
+    if not record.activations:
+        raise ValueError(
+            "This output has no neuron activations: create the LM with activations=True, e.g. "
+            "ecco.from_pretrained(name, activations=True)."
+        )
+    stack = stack or ("decoder" if "decoder" in record.activations else "encoder")
+    if stack not in record.activations:
+        raise ValueError(f"No {stack!r} activations; available: {', '.join(record.activations)}.")
+    return stack
+
+
+def select_activations(
+    record: Record,
+    from_layer: int | None = None,
+    to_layer: int | None = None,
+    sequences: list[int] | None = None,
+    stack: str | None = None,
+) -> decomposition.Selection:
+    """The record's activations of layers [from_layer, to_layer) as one (features, tokens) matrix."""
+    stack = activation_stack(record, stack)
+    for s in sequences or []:
+        record.check_sequence(s)
+    return decomposition.select_layers(
+        record.activations[stack], record.activation_layers[stack], record.n_layers[stack], record.lengths,
+        from_layer, to_layer, sequences, stack,
+    )
+
+
+# --------------------------------------------------------------------- lens
+def check_layer(record: Record, layer: int | None) -> None:
+    """``layer`` (None: all) checked against the main stack's layers."""
+    n = record.n_layers[record.kind.main_stack]
+    if layer is not None and (not isinstance(layer, int) or not 0 <= layer < n):
+        raise ValueError(f"layer={layer!r} is out of range: the model has layers 0..{n - 1}.")
+
+
+def lens_site(record: Record, position: int, sequence: int = 0) -> lens.LensSite:
+    """Where the lens reads for ``position`` of batch item ``sequence`` (checked)."""
+    check_position(record, position, sequence)
+    return lens.lens_site(record.layout(sequence), record.sequences[sequence].token_ids, position)
+
+
+def lens_sites(record: Record, sequence: int) -> list[lens.LensSite]:
+    """The sites ``rankings`` shows: generated tokens, else every predictable token."""
+    seq = record.check_sequence(sequence)
+    layout = record.layout(sequence)
+    positions = lens.default_positions(layout, seq.token_ids, seq.special, record.mask_token_id)
+    return [lens.lens_site(layout, seq.token_ids, p) for p in positions]
+
+
+def block_hidden(record: Record, sequence: int, columns: list[int]) -> torch.Tensor:
+    """(layers, positions, hidden): outputs of blocks 0..L-1 of the main stack (the embeddings
+    row dropped)."""
+    stack = record.kind.main_stack
+    if stack not in record.hidden_states:
+        raise ValueError("This output has no hidden states: create the LM with hidden_states=True (the default).")
+    return record.hidden_states[stack][sequence, 1:, columns].float()
+
+
+def chosen_ids(record: Record, sequence: int, sites: list[lens.LensSite]) -> torch.Tensor:
+    """The token each site is about (the model's final top-1 where no token is known)."""
+    head = record.lens_head()
+    if all(s.token_id is not None for s in sites):
+        return lens.chosen_ids(head, torch.empty(0), sites)
+    return lens.chosen_ids(head, block_hidden(record, sequence, [s.column for s in sites])[-1], sites)
+
+
+# ---------------------------------------------------------------- attention
+def check_attention(record: Record, name: str | None = None) -> str:
+    """The attention set to show (the main one by default), checked."""
+    if not record.attention:
+        raise ValueError(
+            "This output has no attention weights: create the LM with attention=True, e.g. "
+            "ecco.from_pretrained(name, attention=True)."
+        )
+    name = name or ("decoder" if "decoder" in record.attention else "encoder")
+    if name not in record.attention:
+        raise ValueError(f"No {name!r} attention in this output; available: {', '.join(record.attention)}.")
+    return name
+
+
+def set_tokens(record: Record, name: str, sequence: int) -> tuple[list[dict], list[dict]]:
+    """(query tokens, key tokens) of attention set ``name`` for batch item ``sequence``."""
+    seq = record.check_sequence(sequence)
+    return attention.set_tokens(record.layout(sequence), seq.tokens, name)
+
+
+def packed_set(record: Record, name: str, sequence: int) -> dict:
+    """One attention set of one batch item, packed for the views."""
+    queries, keys = set_tokens(record, name, sequence)
+    return attention.packed_set(record.attention[name][sequence], name, queries, keys)
+
+
+def model_inputs(record: Record, sequence: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """The inputs that reproduce batch item ``sequence`` in one forward pass."""
+    seq = record.check_sequence(sequence)
+    layout = record.layout(sequence)
+    ids = torch.tensor([seq.token_ids], device=device)
+    if record.kind.encoder_decoder:
+        encoder, decoder = layout.span("encoder"), layout.span("decoder")
+        return {"input_ids": ids[:, encoder.start : encoder.stop], "decoder_input_ids": ids[:, decoder.start : decoder.stop]}
+    inputs = {"input_ids": ids}
+    if seq.token_type_ids is not None:
+        inputs["token_type_ids"] = torch.tensor([seq.token_type_ids], device=device)
+    return inputs

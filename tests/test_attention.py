@@ -78,3 +78,17 @@ def test_bad_attention_input(tokenizer):
         output.attention_model_view(sequence=5)
     with pytest.raises(ValueError, match="No 'cross' attention"):
         output.attention_head_view(attention_set="cross")
+
+
+def test_neuron_view_on_a_training_model_runs_in_eval_mode_and_leaves_it_training(tokenizer):
+    # Heavy dropout everywhere: a rerun with dropout on would give other queries every time.
+    model = tiny.model("gpt2", embd_pdrop=0.5, resid_pdrop=0.5, attn_pdrop=0.5)
+    model.train()
+    lm = ecco.from_model(model, tokenizer, attention=True, verbose=False)
+    output = lm("the quick brown fox jumps")
+    assert model.training
+    first = output.attention_neuron_view(layer=1, head=0, printJson=True)
+    second = output.attention_neuron_view(layer=1, head=0, printJson=True)
+    assert model.training
+    assert first["query"] == second["query"] and first["key"] == second["key"]
+    assert np.abs(softmax_from_neuron_data(first) - np.array(first["weights"])).max() <= 1e-4

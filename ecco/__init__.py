@@ -22,7 +22,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from .io import load
+from .output import load
 from .lm import LM
 from .models.bundled import ALIASES, load_bundled, resolve_alias
 from .models.registry import ArchitectureError

@@ -1,4 +1,4 @@
-"""Save and load an OutputSeq: one safetensors file, no pickle.
+"""Save and read a record (an OutputSeq): one safetensors file, no pickle.
 
 Format (version 1): every array is a tensor named ``<field>.<key>`` (``activations.decoder``,
 ``hidden_states.encoder``, ``attention.cross``, ...) or ``<field>`` (``token_probs``); the
@@ -14,20 +14,22 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .attribution import AttributionResult
-from .output import OutputSeq, SequenceMeta
+from .record import ModelLink, Record, SequenceMeta
 
 FORMAT_VERSION = 1
+R = TypeVar("R", bound=Record)
 _DICT_FIELDS = ("activations", "hidden_states", "attention")
 _TENSOR_FIELDS = ("token_probs", "token_entropy")
 
 
-def save(output: OutputSeq, path: str | Path) -> Path:
+def save(output: Record, path: str | Path) -> Path:
     """Write ``output`` to ``path`` (conventionally ``*.ecco.safetensors``)."""
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
@@ -60,9 +62,9 @@ def save(output: OutputSeq, path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path, lm=None) -> OutputSeq:
-    """Read an OutputSeq written by :func:`save`. Pass the ``lm`` it came from to re-attach what
-    the logit-lens views need (tokenizer and LM head)."""
+def read(path: str | Path, cls: type[R], link: ModelLink | None = None) -> R:
+    """Read a record written by :func:`save` as a ``cls`` (``ecco.load`` reads an OutputSeq),
+    attached to ``link`` (the live model's tokenizer, lens head and runner) if given."""
     path = Path(path)
     with safe_open(str(path), framework="pt") as handle:
         header = handle.metadata() or {}
@@ -87,8 +89,8 @@ def load(path: str | Path, lm=None) -> OutputSeq:
             fields[field_name][key] = tensor.numpy() if field_name == "activations" else tensor
         else:
             fields[field_name] = tensor
-    return OutputSeq(
-        link=None if lm is None else lm.link,
+    return cls(
+        link=link,
         model_name=meta["model_name"],
         kind=meta["kind"],
         n_layers=meta["n_layers"],

@@ -2,7 +2,7 @@
 
 The data and its checks live in :class:`ecco.record.Record`; every method here hands the
 record to a function of :mod:`ecco.views` (or :mod:`ecco.io`), which asks the core modules
-for the numbers.
+for the numbers. :func:`load` reads a saved output back.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import io
 from .record import ModelLink, Record, SequenceMeta
 from .render import View
 from .views import attention as attention_views
@@ -19,7 +20,7 @@ from .views import lens as lens_views
 from .views import neurons as neuron_views
 from .views import tokens as token_views
 
-__all__ = ["ModelLink", "OutputSeq", "SequenceMeta"]
+__all__ = ["ModelLink", "OutputSeq", "SequenceMeta", "load"]
 
 
 @dataclass(repr=False)
@@ -43,9 +44,7 @@ class OutputSeq(Record):
 
     def save(self, path: str | Path) -> Path:
         """Save every array and the metadata to one safetensors file (see :mod:`ecco.io`)."""
-        from .io import save
-
-        return save(self, path)
+        return io.save(self, path)
 
     # ------------------------------------------------------------ attribution
     def primary_attributions(
@@ -191,3 +190,9 @@ class OutputSeq(Record):
         """How one head's weights arise: for a selected token, its query, each key, their
         element-wise product and the softmaxed scores (queries/keys as the model uses them)."""
         return attention_views.attention_neuron_view(self, layer, head, sequence, attention_set, selected, printJson)
+
+
+def load(path: str | Path, lm=None) -> OutputSeq:
+    """Read an OutputSeq written by :meth:`OutputSeq.save`. Pass the ``lm`` it came from to
+    re-attach what the lens and neuron views need (tokenizer, LM head, the model's runner)."""
+    return io.read(path, OutputSeq, None if lm is None else lm.link)

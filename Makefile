@@ -40,8 +40,9 @@ browser:
 demo: setup
 	$(BIN)/ecco demo
 
-# The strict docs build runs first so that pytest's summary is the last line CI prints.
+# Lint and the strict docs build run first so that pytest's summary is the last line CI prints.
 test: setup browser docs-setup
+	$(BIN)/ruff check --quiet .
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site -q
 	$(BIN)/python -m pytest -q -rs
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import sys
-from collections.abc import Iterator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch

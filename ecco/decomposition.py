@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .shapes import Activations
+
 METHODS = ("nmf", "pca", "ica", "svd")
 _AUTO_MAX = 15
 
@@ -31,7 +33,7 @@ class Selection:
 
 
 def select_layers(
-    activations: np.ndarray,
+    activations: Activations,
     layer_numbers: Sequence[int],
     n_model_layers: int,
     lengths: Sequence[int],

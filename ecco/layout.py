@@ -32,6 +32,7 @@ class Layout:
     # ------------------------------------------------------------------ stacks
     @property
     def stacks(self) -> tuple[str, ...]:
+        """Names of the stacks, in the order tokens are listed."""
         return self.kind.stacks
 
     @property

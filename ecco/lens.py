@@ -23,6 +23,7 @@ from torch import nn
 from .layout import Layout
 from .models.kinds import Kind
 from .models.spec import ModelSpec
+from .shapes import LayerHidden, Logits
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 
@@ -84,7 +85,7 @@ class LensHead:
         return next(self.head.parameters()).device
 
     @torch.no_grad()
-    def __call__(self, hidden: torch.Tensor, final: bool) -> torch.Tensor:
+    def __call__(self, hidden: torch.Tensor, final: bool) -> Logits:
         """Logits (float32) of hidden states (..., hidden); ``final`` skips the final norm."""
         param = next(self.head.parameters())
         x = hidden.to(param.device, param.dtype)
@@ -115,7 +116,7 @@ def _positions_per_chunk(n_layers: int, vocab: int, chunk_bytes: int) -> int:
 
 
 def lens_stats(
-    head: LensHead, hidden: torch.Tensor, target_ids: torch.Tensor, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    head: LensHead, hidden: LayerHidden, target_ids: torch.Tensor, chunk_bytes: int = DEFAULT_CHUNK_BYTES
 ) -> LensStats:
     """Ranks, probabilities, entropies and KL to the final layer for ``target_ids``.
 
@@ -152,7 +153,7 @@ def lens_stats(
     )
 
 
-def lens_topk(head: LensHead, hidden: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def lens_topk(head: LensHead, hidden: LayerHidden, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k probabilities and token ids at every layer for one position: (layers, k) each."""
     logits = torch.cat([head(hidden[:-1], final=False), head(hidden[-1:], final=True)])
     probs = torch.softmax(logits, dim=-1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
@@ -19,6 +18,7 @@ from .lens import LensHead
 from .models.kinds import Kind, as_kind
 from .models.spec import ModelSpec
 from .runner import Runner
+from .shapes import Activations, AttentionWeights, HiddenStates
 from .tokens import describe_tokens
 
 
@@ -57,6 +57,7 @@ class SequenceMeta:
     def from_ids(
         cls, tokenizer: PreTrainedTokenizerBase, ids: list[int], n_input: int, token_type_ids: list[int] | None = None
     ) -> SequenceMeta:
+        """Token metadata of ``ids`` (the first ``n_input`` are the prompt), read with ``tokenizer``."""
         text = describe_tokens(tokenizer, ids)
         return cls(list(ids), int(n_input), text.text, text.continues_word, text.special, token_type_ids)
 
@@ -88,10 +89,10 @@ class Record:
     kind: Kind
     n_layers: dict[str, int]
     sequences: list[SequenceMeta]
-    activations: dict[str, np.ndarray] = field(default_factory=dict)
+    activations: dict[str, Activations] = field(default_factory=dict)
     activation_layers: dict[str, list[int]] = field(default_factory=dict)
-    hidden_states: dict[str, torch.Tensor] = field(default_factory=dict)
-    attention: dict[str, torch.Tensor] = field(default_factory=dict)
+    hidden_states: dict[str, HiddenStates] = field(default_factory=dict)
+    attention: dict[str, AttentionWeights] = field(default_factory=dict)
     token_probs: torch.Tensor | None = None
     token_entropy: torch.Tensor | None = None
     attributions: dict[str, AttributionResult] = field(default_factory=dict)

@@ -17,6 +17,7 @@ from torch import nn
 
 from .models.spec import ModelSpec
 from .session import model_session
+from .shapes import Embeddings, Logits
 
 
 class Runner:
@@ -81,7 +82,7 @@ class Runner:
         with torch.no_grad():
             return self.spec.embeddings(ids.view(1, -1) if ids.dim() == 1 else ids).detach()
 
-    def logits_at(self, embeds: tuple[torch.Tensor, ...], positions: torch.Tensor) -> torch.Tensor:
+    def logits_at(self, embeds: Embeddings, positions: torch.Tensor) -> Logits:
         """Logits at the main stack's ``positions`` only, (batch, targets, vocab), from input
         embeddings: ``(decoder,)`` for one stack, ``(encoder, decoder)`` for encoder-decoder."""
         self._check()

@@ -6,11 +6,11 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pytest
+import torch
 
-from tests import tiny  # noqa: E402
+from tests import tiny
 
 # FFN output projections per tiny architecture, written out here independently of ecco's
 # registry so that tests compare ecco against the model, not against itself.
@@ -36,7 +36,9 @@ def ffn_inputs(model: torch.nn.Module, arch: str, n_layers: dict[str, int], **in
     handles = []
     for stack, pattern in FFN_PATHS[arch].items():
         for layer in range(n_layers[stack]):
-            hook = lambda mod, args, stack=stack: seen[stack].append(args[0][0].detach().clone())
+            def hook(mod, args, stack=stack):
+                seen[stack].append(args[0][0].detach().clone())
+
             handles.append(modules[pattern.format(layer)].register_forward_pre_hook(hook))
     try:
         with torch.no_grad():

@@ -34,9 +34,12 @@ def test_cka_matches_hsic_formula():
     x, y = _data(15, 60), _data(25, 60)
     n = x.shape[1]
     h = np.eye(n) - 1 / n
-    k, l = x.T @ x, y.T @ y
-    hsic = lambda a, b: np.trace(a @ h @ b @ h) / (n - 1) ** 2
-    expected = hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+    kx, ky = x.T @ x, y.T @ y
+
+    def hsic(a, b):
+        return np.trace(a @ h @ b @ h) / (n - 1) ** 2
+
+    expected = hsic(kx, ky) / np.sqrt(hsic(kx, kx) * hsic(ky, ky))
     assert analysis.cka(x, y) == pytest.approx(expected, rel=1e-9)
 
 

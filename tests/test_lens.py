@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ecco
-from ecco.lens import LensHead, lens_stats
+from ecco.lens import lens_stats
 from tests import tiny
 
 PROMPT = "the quick brown fox"

@@ -39,6 +39,7 @@ class Kind(str, Enum):
 
     @property
     def encoder_decoder(self) -> bool:
+        """Whether the model has an encoder and a decoder."""
         return self is Kind.ENC_DEC
 
     @property

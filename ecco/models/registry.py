@@ -117,7 +117,8 @@ def _linear_dims(module: nn.Module) -> tuple[int, int] | None:
     if isinstance(module, nn.Linear):
         return module.in_features, module.out_features
     if type(module).__name__ == "Conv1D" and hasattr(module, "weight"):
-        return tuple(module.weight.shape)  # type: ignore[return-value]
+        rows, cols = module.weight.shape
+        return int(rows), int(cols)
     return None
 
 
@@ -155,7 +156,7 @@ def _discover(model: nn.Module, kind: Kind) -> ArchSpec | None:
         chosen = [max(lists, key=lambda item: len(item[1]))]
     hidden = _hidden_size(model)
     stacks = []
-    for path, blocks in chosen:  # type: ignore[misc]
+    for path, blocks in chosen:
         ffn = _discover_ffn_out(blocks[0], hidden)
         if ffn is None:
             raise ArchitectureError(

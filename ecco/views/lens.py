@@ -105,7 +105,9 @@ def rankings_watch(
     position = len(seq) - 1 if position == -1 else position
     site = lens_site(output, position, sequence)
     vocab = head.vocab
-    split = lambda text: output.link.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    def split(text: str) -> list[int]:
+        return output.link.tokenizer(text, add_special_tokens=False)["input_ids"]
+
     ids = watch_ids(split, list(watch or []), vocab)
     hidden = block_hidden(output, sequence, [site.column])
     stats = lens_stats(head, hidden, torch.tensor([ids]))

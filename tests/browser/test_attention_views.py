@@ -281,7 +281,9 @@ def test_model_view_switch_set_and_scale(open_html, tmp_path: Path) -> None:
     assert root.locator(".ecco-att-zoom").count() == 0
     thumbs = root.locator("canvas.ecco-thumb")
     assert thumbs.count() == L * H
-    assert page.evaluate("""() => [...new Set(Array.from(document.querySelectorAll("canvas.ecco-thumb")).map(c => c.width + "x" + c.height))]""") == ["4x6"]
+    sizes = """() => [...new Set(Array.from(document.querySelectorAll("canvas.ecco-thumb"))
+        .map(c => c.width + "x" + c.height))]"""
+    assert page.evaluate(sizes) == ["4x6"]
     root.locator('canvas.ecco-thumb[data-layer="2"][data-head="3"]').click()
     zoom = root.locator(".ecco-att-zoom")
     assert zoom.get_attribute("data-max") == f"{CROSS_BYTES[2, 3].max() / 255:.3f}"
@@ -384,7 +386,8 @@ def test_neuron_view_scores_and_softmax(open_html, tmp_path: Path) -> None:
     # Cells: the query vector, then per key its vector and the product.
     assert root.locator(".ecco-nv-qrow .ecco-nv-cell").count() == D
     assert root.locator(".ecco-nv-key .ecco-nv-cell").count() == 6 * 2 * D
-    colours = page.evaluate("""() => Array.from(document.querySelectorAll(".ecco-nv-qrow .ecco-nv-cell")).map(c => getComputedStyle(c).backgroundColor)""")
+    colours = page.evaluate("""() => Array.from(document.querySelectorAll(".ecco-nv-qrow .ecco-nv-cell"))
+        .map(c => getComputedStyle(c).backgroundColor)""")
     for v, c in zip(QV[4], colours):  # diverging: orange positive, blue negative
         assert ("240, 120, 20" in c) if v > 0 else ("45, 112, 230" in c)
     assert float(root.locator(".ecco-nv-agree").get_attribute("data-max-diff")) < 1e-4
@@ -483,7 +486,11 @@ def test_screenshots(open_html, tmp_path: Path) -> None:
               "bias": [[0.0 if j <= i else None for j in range(n)] for i in range(n)], "weights": w.round(6).tolist(),
               "selected": 9, "title": "SmolLM2-135M"}
     shots = [
-        ("attention_head", {"sets": [entry, cross], "set": 0, "layer": 2, "heads": None, "title": "SmolLM2-135M"}, "/tmp/att_head"),
+        (
+            "attention_head",
+            {"sets": [entry, cross], "set": 0, "layer": 2, "heads": None, "title": "SmolLM2-135M"},
+            "/tmp/att_head",
+        ),
         ("attention_model", {"sets": [entry, cross], "set": 0, "title": "SmolLM2-135M"}, "/tmp/att_model"),
         ("attention_neuron", neuron, "/tmp/att_neuron"),
     ]

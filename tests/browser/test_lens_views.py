@@ -194,7 +194,7 @@ def test_lp_hover_tooltip_and_same_token(open_html, tmp_path: Path) -> None:
     assert set(same.evaluate_all("els => els.map(e => Number(e.closest('.ecco-lp-column').dataset.layer))")) == set(range(4, 13))
     assert same.first.evaluate("e => getComputedStyle(e).outlineStyle") == "solid"
     # Another token: the highlight follows it; the evil token is shown as a JSON string.
-    root.locator(f'.ecco-lp-column[data-layer="0"] .ecco-lp-candidate[data-token-id="999"]').hover()
+    root.locator('.ecco-lp-column[data-layer="0"] .ecco-lp-candidate[data-token-id="999"]').hover()
     assert same.count() == len(data["layers"])
     assert set(same.evaluate_all("els => els.map(e => e.dataset.tokenId)")) == {"999"}
     assert tip.locator(".ecco-tooltip-title").text_content() == json.dumps(EVIL)

@@ -469,7 +469,8 @@ def test_similarity_cells_match_matrix(open_html, tmp_path: Path) -> None:
     low = rgba(root.locator('.ecco-sim-cell[data-row="0"][data-col="4"]').evaluate("e => getComputedStyle(e).backgroundColor"))
     assert one[:3] == (253, 231, 37) and sum(low[:3]) < sum(one[:3])
     assert root.locator('.ecco-sim-cell[data-row="0"][data-col="0"]').evaluate("e => getComputedStyle(e).color") == "rgb(0, 0, 0)"
-    assert root.locator('.ecco-sim-cell[data-row="0"][data-col="4"]').evaluate("e => getComputedStyle(e).color") == "rgb(255, 255, 255)"
+    cell = root.locator('.ecco-sim-cell[data-row="0"][data-col="4"]')
+    assert cell.evaluate("e => getComputedStyle(e).color") == "rgb(255, 255, 255)"
     missing = root.locator('.ecco-sim-cell[data-row="1"][data-col="4"]')
     assert "ecco-missing" in missing.get_attribute("class") and missing.get_attribute("data-value") is None
     assert "CKA" in root.locator(".ecco-sim-header").inner_text()

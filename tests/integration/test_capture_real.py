@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-import ecco
-
 pytestmark = pytest.mark.integration
 
 PROMPT = "Heathrow airport is located in the city of"

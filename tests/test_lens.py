@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import transformers
 
 import ecco
 from ecco.lens import lens_stats
@@ -164,3 +165,33 @@ def test_figures_and_loaded_outputs(tmp_path, tokenizer):
         ecco.load(path).rankings()
     again = ecco.load(path, lm=lm).rankings(printJson=True)["rankings"]
     assert np.array_equal(again, output.rankings(printJson=True)["rankings"])
+
+
+def _registry_models():
+    ids = tiny._ids()
+    small = dict(num_hidden_layers=2, hidden_size=32, intermediate_size=40, num_attention_heads=4,
+                 max_position_embeddings=128, **ids)
+    return {
+        "electra": lambda: transformers.ElectraForMaskedLM(transformers.ElectraConfig(embedding_size=32, **small)),
+        "distilbert": lambda: transformers.DistilBertForMaskedLM(transformers.DistilBertConfig(
+            n_layers=2, dim=32, hidden_dim=40, n_heads=4, max_position_embeddings=128, **ids)),
+        "gemma2": lambda: transformers.Gemma2ForCausalLM(transformers.Gemma2Config(
+            num_key_value_heads=2, head_dim=8, final_logit_softcapping=0.5, **small)),
+        "phi3": lambda: transformers.Phi3ForCausalLM(transformers.Phi3Config(num_key_value_heads=2, **small)),
+    }
+
+
+@pytest.mark.parametrize("family", ["electra", "distilbert", "gemma2", "phi3"])
+def test_registry_entry_gives_the_model_its_own_logits(family, tokenizer):
+    """Each family's lens facts (MLM head chain, soft-capping) reproduce the model's logits."""
+    torch.manual_seed(0)
+    lm = ecco.from_model(_registry_models()[family]().eval(), tokenizer, verbose=False)
+    assert lm.spec.family.name == family
+    output = lm(PROMPT)
+    ids = torch.tensor([output.sequences[0].token_ids])
+    with torch.no_grad():
+        logits = lm.model(ids).logits[0]
+    if family == "gemma2":
+        assert logits.abs().max() <= 0.5 + 1e-6  # soft-capped: the lens must cap too
+    hidden = output.hidden_states[lm.spec.kind.main_stack][0, -1]
+    assert (lm.link.lens(hidden, final=True) - logits).abs().max() <= 1e-4

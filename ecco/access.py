@@ -21,17 +21,22 @@ def check_position(record: Record, position: int, sequence: int) -> int:
 
 
 # ----------------------------------------------------------------- neurons
+def _choose(captured: dict, name: str | None, what: str, flag: str, noun: str) -> str:
+    """``name`` (the decoder's, else the encoder's, by default) among the ``captured`` arrays."""
+    if not captured:
+        raise ValueError(
+            f"This output has no {what}: create the LM with {flag}=True, e.g. "
+            f"ecco.from_pretrained(name, {flag}=True)."
+        )
+    name = name or ("decoder" if "decoder" in captured else "encoder")
+    if name not in captured:
+        raise ValueError(f"No {name!r} {noun} in this output; available: {', '.join(captured)}.")
+    return name
+
+
 def activation_stack(record: Record, stack: str | None = None) -> str:
     """The stack whose activations to use (the decoder's by default), checked."""
-    if not record.activations:
-        raise ValueError(
-            "This output has no neuron activations: create the LM with activations=True, e.g. "
-            "ecco.from_pretrained(name, activations=True)."
-        )
-    stack = stack or ("decoder" if "decoder" in record.activations else "encoder")
-    if stack not in record.activations:
-        raise ValueError(f"No {stack!r} activations; available: {', '.join(record.activations)}.")
-    return stack
+    return _choose(record.activations, stack, "neuron activations", "activations", "activations")
 
 
 def select_activations(
@@ -93,15 +98,7 @@ def chosen_ids(record: Record, sequence: int, sites: list[lens.LensSite]) -> tor
 # ---------------------------------------------------------------- attention
 def check_attention(record: Record, name: str | None = None) -> str:
     """The attention set to show (the main one by default), checked."""
-    if not record.attention:
-        raise ValueError(
-            "This output has no attention weights: create the LM with attention=True, e.g. "
-            "ecco.from_pretrained(name, attention=True)."
-        )
-    name = name or ("decoder" if "decoder" in record.attention else "encoder")
-    if name not in record.attention:
-        raise ValueError(f"No {name!r} attention in this output; available: {', '.join(record.attention)}.")
-    return name
+    return _choose(record.attention, name, "attention weights", "attention", "attention")
 
 
 def set_tokens(record: Record, name: str, sequence: int) -> tuple[list[dict], list[dict]]:

@@ -52,7 +52,7 @@ class OutputSeq(Record):
         attr_method: str = "grad_x_input",
         style: str = "minimal",
         ignore_tokens: list[int | str] | None = None,
-        printJson: bool = False,  # noqa: N803 (Ecco's name)
+        printJson: bool = False,
         sequence: int = 0,
     ) -> View | dict:
         """Input saliency: hover or click an output token to see how much each earlier token
@@ -78,7 +78,7 @@ class OutputSeq(Record):
         position: int = 1,
         layer: int | None = None,
         topk: int = 10,
-        printJson: bool = False,  # noqa: N803
+        printJson: bool = False,
         sequence: int = 0,
     ) -> View | list:
         """The top-k tokens each layer would predict at ``position`` (the logit lens).
@@ -88,7 +88,7 @@ class OutputSeq(Record):
         ``{'token', 'prob', 'ranking', 'layer'}``."""
         return lens_views.layer_predictions(self, position, layer, topk, printJson, sequence)
 
-    def rankings(self, printJson: bool = False, plot: bool = False, sequence: int = 0):  # noqa: N803
+    def rankings(self, printJson: bool = False, plot: bool = False, sequence: int = 0):
         """Rank of each output token at every layer (1 = top): a heatmap, layers x tokens.
 
         ``plot=True`` returns a matplotlib figure; ``printJson=True`` Ecco's
@@ -99,7 +99,7 @@ class OutputSeq(Record):
         self,
         watch: list[int | str] | None = None,
         position: int = -1,
-        printJson: bool = False,  # noqa: N803
+        printJson: bool = False,
         plot: bool = False,
         sequence: int = 0,
     ):
@@ -139,20 +139,20 @@ class OutputSeq(Record):
         return neuron_views.run_decomposition(self, method, n_components, **kwargs)
 
     def top_neurons(
-        self, position: int, k: int = 10, sequence: int = 0, stack: str | None = None, printJson: bool = False  # noqa: N803
+        self, position: int, k: int = 10, sequence: int = 0, stack: str | None = None, printJson: bool = False
     ) -> View | list[dict]:
         """The ``k`` most active neurons (all captured layers) at one token: (layer, neuron, value)."""
         return neuron_views.top_neurons(self, position, k, sequence, stack, printJson)
 
     def neuron_view(
-        self, layer: int, neuron: int, sequence: int = 0, stack: str | None = None, printJson: bool = False  # noqa: N803
+        self, layer: int, neuron: int, sequence: int = 0, stack: str | None = None, printJson: bool = False
     ) -> View | np.ndarray:
         """One neuron's activation over every token, as highlighted text (Karpathy-style)."""
         return neuron_views.neuron_view(self, layer, neuron, sequence, stack, printJson)
 
     def layer_similarity(
         self, method: str = "cka", stack: str | None = None, sequences: list[int] | None = None,
-        printJson: bool = False, **kwargs  # noqa: N803
+        printJson: bool = False, **kwargs
     ) -> View | np.ndarray:
         """Similarity of every pair of captured layers' activations (``cka``, ``svcca``, ``pwcca``
         or ``cca``), over the tokens of ``sequences`` (all by default): a (layers, layers) matrix."""
@@ -165,7 +165,7 @@ class OutputSeq(Record):
         heads: list[int] | None = None,
         sequence: int = 0,
         attention_set: str | None = None,
-        printJson: bool = False,  # noqa: N803
+        printJson: bool = False,
     ) -> View | dict:
         """Tokens in two columns, lines weighted by attention; a layer selector, one tile per
         head (click toggles, double-click isolates); hover a token for attention from / to it.
@@ -173,7 +173,7 @@ class OutputSeq(Record):
         return attention_views.attention_head_view(self, layer, heads, sequence, attention_set, printJson)
 
     def attention_model_view(
-        self, sequence: int = 0, attention_set: str | None = None, printJson: bool = False  # noqa: N803
+        self, sequence: int = 0, attention_set: str | None = None, printJson: bool = False
     ) -> View | dict:
         """Thumbnails of every layer x head; click one to enlarge it."""
         return attention_views.attention_model_view(self, sequence, attention_set, printJson)
@@ -185,7 +185,7 @@ class OutputSeq(Record):
         sequence: int = 0,
         attention_set: str | None = None,
         selected: int | None = None,
-        printJson: bool = False,  # noqa: N803
+        printJson: bool = False,
     ) -> View | dict:
         """How one head's weights arise: for a selected token, its query, each key, their
         element-wise product and the softmaxed scores (queries/keys as the model uses them)."""

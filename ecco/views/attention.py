@@ -28,12 +28,8 @@ def _sets(record: Record, name: str, sequence: int) -> dict:
 
 
 def attention_head_view(
-    record: Record,
-    layer: int | None = None,
-    heads: list[int] | None = None,
-    sequence: int = 0,
-    attention_set: str | None = None,
-    printJson: bool = False,  # noqa: N803
+    record: Record, layer: int | None = None, heads: list[int] | None = None, sequence: int = 0,
+    attention_set: str | None = None, printJson: bool = False,
 ) -> View | dict:
     """See :meth:`ecco.output.OutputSeq.attention_head_view`."""
     name = _check(record, attention_set, layer, heads)
@@ -46,7 +42,7 @@ def attention_head_view(
 
 
 def attention_model_view(
-    record: Record, sequence: int = 0, attention_set: str | None = None, printJson: bool = False  # noqa: N803
+    record: Record, sequence: int = 0, attention_set: str | None = None, printJson: bool = False
 ) -> View | dict:
     """See :meth:`ecco.output.OutputSeq.attention_model_view`."""
     name = _check(record, attention_set, None, None)
@@ -59,13 +55,8 @@ def _finite(row: list[float]) -> list[float | None]:
 
 
 def attention_neuron_view(
-    record: Record,
-    layer: int,
-    head: int,
-    sequence: int = 0,
-    attention_set: str | None = None,
-    selected: int | None = None,
-    printJson: bool = False,  # noqa: N803
+    record: Record, layer: int, head: int, sequence: int = 0, attention_set: str | None = None,
+    selected: int | None = None, printJson: bool = False,
 ) -> View | dict:
     """See :meth:`ecco.output.OutputSeq.attention_neuron_view`."""
     name = _check(record, attention_set, layer, [head])

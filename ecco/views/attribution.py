@@ -44,12 +44,8 @@ def _step_value(values: torch.Tensor | None, sequence: int, step: int) -> float 
 
 
 def primary_attributions(
-    record: Record,
-    attr_method: str = "grad_x_input",
-    style: str = "minimal",
-    ignore_tokens: list[int | str] | None = None,
-    printJson: bool = False,  # noqa: N803 (Ecco's name)
-    sequence: int = 0,
+    record: Record, attr_method: str = "grad_x_input", style: str = "minimal",
+    ignore_tokens: list[int | str] | None = None, printJson: bool = False, sequence: int = 0,
 ) -> View | dict:
     """See :meth:`ecco.output.OutputSeq.primary_attributions`."""
     if style not in ("minimal", "detailed"):

@@ -16,11 +16,7 @@ def _layers(output: Record) -> list[int]:
 
 
 def layer_predictions(
-    output: Record,
-    position: int = 1,
-    layer: int | None = None,
-    topk: int = 10,
-    printJson: bool = False,  # noqa: N803
+    output: Record, position: int = 1, layer: int | None = None, topk: int = 10, printJson: bool = False,
     sequence: int = 0,
 ) -> View | list:
     """See :meth:`ecco.output.OutputSeq.layer_predictions`."""
@@ -76,7 +72,7 @@ def _rank_view(output: Record, ranks: torch.Tensor, probs: torch.Tensor, columns
     })
 
 
-def rankings(output: Record, printJson: bool = False, plot: bool = False, sequence: int = 0):  # noqa: N803
+def rankings(output: Record, printJson: bool = False, plot: bool = False, sequence: int = 0):
     """See :meth:`ecco.output.OutputSeq.rankings`."""
     head = output.lens_head()
     sites = lens_sites(output, sequence)
@@ -95,7 +91,7 @@ def rankings_watch(
     output: Record,
     watch: list[int | str] | None = None,
     position: int = -1,
-    printJson: bool = False,  # noqa: N803
+    printJson: bool = False,
     plot: bool = False,
     sequence: int = 0,
 ):

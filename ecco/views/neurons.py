@@ -19,8 +19,7 @@ def _stack(record: Record, stack: str | None) -> tuple[str, np.ndarray, list[int
 
 
 def top_neurons(
-    record: Record, position: int, k: int = 10, sequence: int = 0, stack: str | None = None,
-    printJson: bool = False,  # noqa: N803
+    record: Record, position: int, k: int = 10, sequence: int = 0, stack: str | None = None, printJson: bool = False
 ) -> View | list[dict]:
     """See :meth:`ecco.output.OutputSeq.top_neurons`."""
     check_position(record, position, sequence)
@@ -43,8 +42,7 @@ def top_neurons(
 
 
 def neuron_view(
-    record: Record, layer: int, neuron: int, sequence: int = 0, stack: str | None = None,
-    printJson: bool = False,  # noqa: N803
+    record: Record, layer: int, neuron: int, sequence: int = 0, stack: str | None = None, printJson: bool = False
 ) -> View | np.ndarray:
     """See :meth:`ecco.output.OutputSeq.neuron_view`."""
     seq = record.check_sequence(sequence)
@@ -72,7 +70,7 @@ def _entries(record: Record, sequence: int) -> list[dict]:
 
 def layer_similarity(
     record: Record, method: str = "cka", stack: str | None = None, sequences: list[int] | None = None,
-    printJson: bool = False, **kwargs  # noqa: N803
+    printJson: bool = False, **kwargs,
 ) -> View | np.ndarray:
     """See :meth:`ecco.output.OutputSeq.layer_similarity`."""
     if method not in analysis.SIMILARITY:
@@ -103,7 +101,7 @@ class FactorExplorer(decomposition.Decomposition):
         """The text of each factorised token (columns of ``components``)."""
         return [self.record.sequences[s].tokens[p] for s, p in self.selection.positions]
 
-    def explore(self, printJson: bool = False) -> View | dict:  # noqa: N803
+    def explore(self, printJson: bool = False) -> View | dict:
         """The factor explorer: sparklines per factor; hover or click one to colour the tokens."""
         values, labels = self.display_factors()
         entries = {s: token_entries(self.record, s) for s in self.selection.sequences}
@@ -131,16 +129,9 @@ class FactorExplorer(decomposition.Decomposition):
 
 
 def run_decomposition(
-    record: Record,
-    method: str = "nmf",
-    n_components: int | str = 10,
-    from_layer: int | None = None,
-    to_layer: int | None = None,
-    nonneg: str = "clip",
-    sequences: list[int] | None = None,
-    stack: str | None = None,
-    seed: int = 0,
-    **kwargs,
+    record: Record, method: str = "nmf", n_components: int | str = 10, from_layer: int | None = None,
+    to_layer: int | None = None, nonneg: str = "clip", sequences: list[int] | None = None,
+    stack: str | None = None, seed: int = 0, **kwargs,
 ) -> FactorExplorer:
     """See :meth:`ecco.output.OutputSeq.run_decomposition`."""
     if method not in decomposition.METHODS:

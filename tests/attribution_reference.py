@@ -37,12 +37,16 @@ CAPTUM = {
     "gb": lambda f: (ca.GuidedBackprop(f), {}),
     "deconv": lambda f: (ca.Deconvolution(f), {}),
     "dl": lambda f: (ca.DeepLift(f), {}),
+    "dls": lambda f: (ca.DeepLiftShap(f), {}),
 }
 
 
 def per_token_reference(model, embedding, kind: str, token_ids: list[int], n_input: int, method: str,
-                        foil: int | None = None) -> list[np.ndarray]:
-    """Signed per-source sums (raw scores) for every generated token, one captum call each."""
+                        foil: int | None = None, baselines: tuple[torch.Tensor, ...] | None = None) -> list[np.ndarray]:
+    """Signed per-source sums (raw scores) for every generated token, one captum call each.
+
+    ``baselines`` (DeepLiftShap): per input, (count, positions, hidden) over the whole input,
+    cut to each prefix like the input; IG and DeepLift use zeros."""
     ids = torch.tensor([token_ids])
     with torch.no_grad():
         embeds = embedding(ids).detach()
@@ -56,6 +60,8 @@ def per_token_reference(model, embedding, kind: str, token_ids: list[int], n_inp
         attributor, kwargs = CAPTUM[method](scorer)
         if method in ("ig", "dl"):
             kwargs["baselines"] = tuple(torch.zeros_like(x) for x in inputs)
+        if baselines is not None:
+            kwargs["baselines"] = tuple(b[:, : x.shape[1]] for b, x in zip(baselines, inputs))
         result = attributor.attribute(inputs, **kwargs)
         result = result if isinstance(result, tuple) else (result,)
         out.append(torch.cat([r[0] for r in result]).sum(-1).detach().double().numpy())

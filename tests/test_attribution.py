@@ -118,7 +118,9 @@ def test_ig_completeness_and_auto_steps(tokenizer):
     ids = torch.tensor([seq.token_ids[: seq.n_input_tokens]])
     emb = lm.model.get_input_embeddings()(ids).detach()
     with torch.no_grad():
-        f = lambda e: torch.softmax(lm.model(inputs_embeds=e).logits[0, -1], -1)[seq.token_ids[seq.n_input_tokens]]
+        def f(e):
+            return torch.softmax(lm.model(inputs_embeds=e).logits[0, -1], -1)[seq.token_ids[seq.n_input_tokens]]
+
         delta = float(f(emb) - f(torch.zeros_like(emb)))
     total = auto.attributions["ig"].raw[0][0].sum()
     assert abs(total - delta) / abs(delta) <= 1e-3 + 1e-6
@@ -156,7 +158,8 @@ def test_word_level_aggregation(tokenizer):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda lm: lm.generate("the quick", generate=2, attribution=["magic"]), "valid methods: saliency, grad_x_input, ig, .*lrp"),
+        (lambda lm: lm.generate("the quick", generate=2, attribution=["magic"]),
+         "valid methods: saliency, grad_x_input, ig, .*lrp"),
         (lambda lm: lm.attribute("the quick", target=""), "tokenizes to nothing"),
         (lambda lm: lm.attribute("the quick", target=" fox", foil=" fox"), "foil equals the target"),
         (lambda lm: lm.attribute("the quick", target=" fox", attribution=["ig"], n_step=3), "Unknown attribution option"),

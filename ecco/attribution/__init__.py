@@ -11,14 +11,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
-
 from tqdm.auto import tqdm
 
+from ..layout import Layout
+from ..models.kinds import Kind
 from ..runner import Runner
-from ..session import model_session
-from . import methods  # noqa: F401  (registers the methods, LRP last)
-from . import lrp  # noqa: F401, I001
+
+# Registration order is the order users see: the gradient methods, DeepLift, then LRP.
+# isort: off
+from . import methods  # noqa: F401
+from . import deeplift  # noqa: F401
+from . import lrp  # noqa: F401
+# isort: on
 from .aggregate import per_token, sum_over_words, word_spans
 from .problem import Problem, Score
 from .registry import METHODS, Options, get_method
@@ -63,26 +67,19 @@ class Target:
     foil_ids: list[int] | None = None
 
 
-def build_problem(
-    model: nn.Module, spec, token_ids: list[int], n_input: int, target: Target, score: Score
-) -> Problem:
-    """The Problem of one sequence: embeddings of everything before the last explained token."""
-    embedding = spec.embeddings
-    device = next(model.parameters()).device
+def build_problem(runner: Runner, layout: Layout, token_ids: list[int], target: Target, score: Score) -> Problem:
+    """The Problem of one sequence: per stack, the embeddings of its tokens (the main stack's
+    only up to the column that predicts the last explained token)."""
+    device = runner.device
     last = max(target.positions) + 1
-
-    def embed(ids: list[int]) -> torch.Tensor:
-        with torch.no_grad():
-            return embedding(torch.tensor([ids], device=device)).detach()
-
-    if spec.kind == "enc-dec":
-        embeds = (embed(token_ids[:n_input]), embed(token_ids[n_input : n_input + last]))
-    else:
-        embeds = (embed(token_ids[:last]),)
+    embeds = []
+    for stack in layout.stacks:
+        span = layout.span(stack)
+        stop = span.start + last if stack == layout.main else span.stop
+        embeds.append(runner.embed(token_ids[span.start : stop]))
     return Problem(
-        model=model,
-        spec=spec,
-        embeds=embeds,
+        runner=runner,
+        embeds=tuple(embeds),
         positions=torch.tensor(target.positions, device=device),
         target_ids=torch.tensor(target.token_ids, device=device),
         foil_ids=None if target.foil_ids is None else torch.tensor(target.foil_ids, device=device),
@@ -90,18 +87,18 @@ def build_problem(
     )
 
 
-def generated_targets(kind: str, token_ids: list[int], n_input: int) -> Target:
+def generated_targets(kind: Kind | str, token_ids: list[int], n_input: int) -> Target:
     """Every generated token of a sequence as a target."""
-    if kind == "enc-dec":
-        decoder = token_ids[n_input:]
-        return Target(list(range(len(decoder) - 1)), decoder[1:])
-    return Target(list(range(n_input - 1, len(token_ids) - 1)), token_ids[n_input:])
+    layout = Layout(kind, len(token_ids), n_input)
+    return Target(
+        [layout.predicting_column(p) for p in layout.generated], [token_ids[p] for p in layout.generated]
+    )
 
 
-def global_positions(kind: str, n_input: int, target: Target) -> list[int]:
+def global_positions(kind: Kind | str, n_input: int, target: Target) -> list[int]:
     """Token-list positions of the targets (encoder tokens first for encoder-decoder)."""
-    offset = n_input + 1 if kind == "enc-dec" else 1
-    return [p + offset for p in target.positions]
+    layout = Layout(kind, n_input, n_input)  # the length does not enter predicted_position
+    return [layout.predicted_position(column) for column in target.positions]
 
 
 def explain(
@@ -118,7 +115,6 @@ def explain(
     The model runs in eval mode with gradients for the duration (eager attention for the
     methods that need it); its parameters, flags and hooks are as before afterwards.
     """
-    model, spec = runner.model, runner.spec
     options = options or Options()
     results: dict[str, AttributionResult] = {}
     bar = tqdm(total=len(sequences) * len(method_names), desc="attribution", disable=not progress, leave=False)
@@ -129,14 +125,14 @@ def explain(
             explained = "logprob_diff" if sequences and sequences[0][2].foil_ids else score
             for token_ids, n_input, target in sequences:
                 bar.set_postfix_str(name)
-                problem = build_problem(model, spec, token_ids, n_input, target, score)
-                with model_session(model, eager_attention=method.eager_attention, grad=True):
+                layout = Layout(runner.spec.kind, len(token_ids), n_input)
+                problem = build_problem(runner, layout, token_ids, target, score)
+                with runner.session(eager_attention=method.eager_attention, grad=True):
                     out = method.compute(problem, options)
-                sources = [int(e.shape[1]) for e in problem.embeds]
                 per_target = [
-                    per_token(out.attributions, k, _sources_of(problem, k, sources)) for k in range(problem.n_targets)
+                    per_token(out.attributions, k, problem.source_counts(k)) for k in range(problem.n_targets)
                 ]
-                targets.append(global_positions(spec.kind, n_input, target))
+                targets.append([layout.predicted_position(column) for column in target.positions])
                 values.append([v for v, _ in per_target])
                 raws.append([r for _, r in per_target])
                 errors.append(out.completeness_error)
@@ -157,12 +153,6 @@ def explain(
     finally:
         bar.close()
     return results
-
-
-def _sources_of(problem: Problem, k: int, lengths: list[int]) -> list[int]:
-    """Source positions per input for target k: the whole encoder, the decoder up to it."""
-    last = int(problem.positions[k]) + 1
-    return [lengths[0], last] if problem.kind == "enc-dec" else [last]
 
 
 def check_methods(names: Sequence[str] | str) -> list[str]:

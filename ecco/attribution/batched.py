@@ -184,7 +184,7 @@ def _adaptive(integrator: _Integrator, tolerance: float, max_steps: int) -> tupl
         _, a, b = heapq.heappop(queue)
         mid = (a + b) / 2
         left, right = estimate(a, mid), estimate(mid, b)
-        change = integrator.sums(tuple(l + r - w for l, r, w in zip(left, right, parts.pop((a, b)))))
+        change = integrator.sums(tuple(lp + rp - w for lp, rp, w in zip(left, right, parts.pop((a, b)))))
         local = float((change.abs() / integrator.scale).max())
         parts[(a, mid)], parts[(mid, b)] = left, right
         for lo, hi in ((a, mid), (mid, b)):

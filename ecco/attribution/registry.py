@@ -36,6 +36,8 @@ class MethodOutput:
 
 @dataclass(frozen=True)
 class Method:
+    """A registered method: its name, label, function and whether it needs eager attention."""
+
     name: str
     label: str
     compute: Callable[[Problem, Options], MethodOutput]

@@ -60,6 +60,14 @@ def _batched_grad(values: torch.Tensor, xs: Grads, selector: torch.Tensor) -> Gr
         return tuple(torch.stack(g) for g in zip(*per_target))
 
 
+def completeness_error(attributions: tuple[torch.Tensor, ...], expected: torch.Tensor) -> np.ndarray:
+    """Per target: |sum(attributions) - expected| / |expected|, attributions per input
+    (targets, positions, hidden), ``expected`` (targets,)."""
+    expected = expected.double().cpu()
+    total = sum(a.sum(dim=(1, 2)) for a in attributions).double().cpu()
+    return ((total - expected).abs() / expected.abs().clamp_min(1e-12)).numpy()
+
+
 def gauss_legendre(n: int, start: float = 0.0, stop: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the n-point Gauss-Legendre rule on [start, stop]."""
     nodes, weights = np.polynomial.legendre.leggauss(n)

@@ -22,16 +22,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-from ..shapes import Embeddings
-from .batched import gradients_per_target
+from .batched import completeness_error, gradients_per_target
 from .problem import Problem
 from .registry import MethodOutput, Options, register
 from .rules import activation_modules
 
+Inputs = tuple[torch.Tensor, ...]  # one tensor per stack (encoder, decoder)
 EPS = 1e-10  # below this |x - x0| the rescale multiplier is the gradient (captum's default eps)
 
 
@@ -64,7 +63,7 @@ def rescale_rule(model: nn.Module) -> Iterator[None]:
 
 
 @torch.no_grad()
-def shap_baselines(embedding: nn.Module, lengths: Sequence[int], count: int, seed: int) -> Embeddings:
+def shap_baselines(embedding: nn.Module, lengths: Sequence[int], count: int, seed: int) -> Inputs:
     """Per input of ``lengths`` positions: the zero embedding and ``count - 1`` sequences of
     random vocabulary embeddings (seeded), (max(2, count), positions, hidden)."""
     generator = torch.Generator().manual_seed(seed)
@@ -79,8 +78,8 @@ def shap_baselines(embedding: nn.Module, lengths: Sequence[int], count: int, see
 
 
 def deeplift_batched(
-    problem: Problem, baselines: Embeddings, target_chunk: int | None = None
-) -> tuple[Embeddings, torch.Tensor]:
+    problem: Problem, baselines: Inputs, target_chunk: int | None = None
+) -> tuple[Inputs, torch.Tensor]:
     """DeepLift of every target against each of B baselines, averaged over the baselines.
 
     One forward pass over the B copies of the input then the B baselines, one batched
@@ -99,13 +98,6 @@ def deeplift_batched(
         ((x - b)[None] * g[:, :count]).mean(dim=1) for x, b, g in zip(problem.embeds, baselines, grads)
     )
     return attributions, (values[:count] - values[count:]).detach()
-
-
-def completeness_error(attributions: Embeddings, delta: torch.Tensor) -> np.ndarray:
-    """Per target: |sum(attributions) - (f(x) - f(baseline))| / |f(x) - f(baseline)|."""
-    delta = delta.double().cpu()
-    total = sum(a.sum(dim=(1, 2)) for a in attributions).double().cpu()
-    return ((total - delta).abs() / delta.abs().clamp_min(1e-12)).numpy()
 
 
 @register("dl", "DeepLift")

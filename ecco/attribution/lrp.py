@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..models.spec import ModelSpec
-from .batched import target_gradients
+from .batched import completeness_error, target_gradients
 from .problem import Problem
 from .registry import MethodOutput, Options, register
 from .rules import activation_modules
@@ -229,7 +229,6 @@ def lrp(problem: Problem, options: Options) -> MethodOutput:
         grads = target_gradients(explained, explained.embeds, options.internal_batch_size)
     relevance = tuple(g[:, 0] * x[0] for g, x in zip(grads, explained.embeds))
     with torch.no_grad():
-        value = explained.scores(*explained.embeds)[0].double().cpu()
-    total = sum(r.sum(dim=(1, 2)) for r in relevance).double().cpu()
-    conservation = ((total - value).abs() / value.abs().clamp_min(1e-12)).numpy()
+        value = explained.scores(*explained.embeds)[0]
+    conservation = completeness_error(relevance, value)
     return MethodOutput(relevance, conservation, explained=None if problem.foil_ids is not None else "logit")

@@ -18,7 +18,6 @@ from torch import nn
 from ..models.kinds import Kind
 from ..models.spec import ModelSpec
 from ..runner import Runner
-from ..shapes import Embeddings
 
 Score = Literal["prob", "logprob", "logit"]
 
@@ -37,7 +36,7 @@ class Problem:
     """
 
     runner: Runner
-    embeds: Embeddings
+    embeds: tuple[torch.Tensor, ...]
     positions: torch.Tensor
     target_ids: torch.Tensor
     foil_ids: torch.Tensor | None = None

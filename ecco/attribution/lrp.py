@@ -55,7 +55,8 @@ def ah_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, valu
                  attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                  **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
     """The module's own eager attention; the output's gradient holds the attention
-    probabilities constant (AH-rule). Registered as ``ecco_lrp``; keeps no state."""
+    probabilities constant (AH-rule). Registered as ``ecco_lrp``; it keeps no state: it only
+    notes the calling module in the set of the LRP call running in this context."""
     eager = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
     if eager is None:
         raise ValueError(f"LRP: {type(module).__name__} has no eager attention function ecco can modify. {_UNSUPPORTED}")

@@ -22,14 +22,13 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from .output import load
-from .lm import LM
+from .lm import LM, CaptureFlags
 from .models.bundled import ALIASES, load_bundled, resolve_alias
 from .models.registry import ArchitectureError
-from .output import OutputSeq
+from .output import OutputSeq, load
 
 __version__ = "0.2.0.dev0"
-__all__ = ["LM", "OutputSeq", "ArchitectureError", "from_pretrained", "from_model", "load", "__version__"]
+__all__ = ["LM", "CaptureFlags", "OutputSeq", "ArchitectureError", "from_pretrained", "from_model", "load", "__version__"]
 
 _CONFIG_KWARGS = ("revision", "trust_remote_code", "cache_dir", "token", "local_files_only", "gguf_file")
 _AUTO_BY_TYPE = {"causal": AutoModelForCausalLM, "mlm": AutoModelForMaskedLM, "enc-dec": AutoModelForSeq2SeqLM}
@@ -53,26 +52,6 @@ def _auto_class(name_or_path: str, model_config: Mapping | None, kwargs: dict[st
     return AutoModel
 
 
-def _lm_flags(
-    activations: bool,
-    attention: bool,
-    hidden_states: bool,
-    activations_layer_nums: Sequence[int] | None,
-    verbose: bool,
-    model_config: Mapping | None,
-    store_dtype: str | torch.dtype,
-) -> dict[str, Any]:
-    return dict(
-        activations=activations,
-        attention=attention,
-        hidden_states=hidden_states,
-        activations_layer_nums=activations_layer_nums,
-        verbose=verbose,
-        model_config=model_config,
-        store_dtype=store_dtype,
-    )
-
-
 def from_pretrained(
     name_or_path: str,
     activations: bool = False,
@@ -88,16 +67,20 @@ def from_pretrained(
     """Load a model and its tokenizer and wrap them in an :class:`LM`.
 
     ``name_or_path`` is a bundled alias (``"smollm2-135m"``, ``"minilm-l6"``; offline), a
-    local folder or a hub id. Ecco's flags choose what is captured; ``gpu`` moves the model
-    to CUDA when one is available (ignored with ``device_map``). Other keyword arguments
-    (``dtype``/``torch_dtype``, ``device_map``, ``revision``, ``trust_remote_code``,
-    ``gguf_file``, ...) go to transformers' ``from_pretrained``.
+    local folder or a hub id. Ecco's flags (``activations``, ``attention``,
+    ``hidden_states``, ``activations_layer_nums``, ``verbose``, ``model_config``,
+    ``store_dtype``; see :class:`~ecco.lm.flags.CaptureFlags`) choose what is captured, and
+    are checked before anything is loaded; ``gpu`` moves the model to CUDA when one is
+    available (ignored with ``device_map``). Other keyword arguments (``dtype``/``torch_dtype``,
+    ``device_map``, ``revision``, ``trust_remote_code``, ``gguf_file``, ...) go to
+    transformers' ``from_pretrained``.
     """
     if not isinstance(name_or_path, str) or not name_or_path.strip():
         raise ValueError("from_pretrained needs a model name: an alias, a local folder or a hub id.")
+    flags = CaptureFlags.from_arguments(locals())
     if "torch_dtype" in kwargs:
         kwargs.setdefault("dtype", kwargs.pop("torch_dtype"))
-    if attention:
+    if flags.attention:
         kwargs.setdefault("attn_implementation", "eager")
     bundled = resolve_alias(name_or_path)
     if bundled is not None:
@@ -105,7 +88,7 @@ def from_pretrained(
         name = bundled.alias
     else:
         try:
-            auto = _auto_class(name_or_path, model_config, kwargs)
+            auto = _auto_class(name_or_path, flags.model_config, kwargs)
             tokenizer = AutoTokenizer.from_pretrained(
                 name_or_path, **{k: kwargs[k] for k in _CONFIG_KWARGS if k in kwargs}
             )
@@ -119,12 +102,7 @@ def from_pretrained(
         name = name_or_path
     if gpu and "device_map" not in kwargs and torch.cuda.is_available():
         model = model.to("cuda")
-    return LM(
-        model.eval(),
-        tokenizer,
-        model_name=name,
-        **_lm_flags(activations, attention, hidden_states, activations_layer_nums, verbose, model_config, store_dtype),
-    )
+    return LM(model.eval(), tokenizer, model_name=name, **flags.keywords())
 
 
 def from_model(
@@ -141,10 +119,6 @@ def from_model(
 ) -> LM:
     """Wrap a model already in memory. The model is not moved or modified; every ecco call
     switches it to eval mode (and eager attention if ``attention=True``) only for its duration.
+    The flags are those of :func:`from_pretrained` (see :class:`~ecco.lm.flags.CaptureFlags`).
     """
-    return LM(
-        model,
-        tokenizer,
-        model_name=model_name,
-        **_lm_flags(activations, attention, hidden_states, activations_layer_nums, verbose, model_config, store_dtype),
-    )
+    return LM(model, tokenizer, model_name=model_name, **CaptureFlags.from_arguments(locals()).keywords())

@@ -71,14 +71,14 @@ def run_report(
     possible = []
     for name in views:
         need = VIEWS[name][0]
-        if (need == "generate" and lm.spec.kind == "masked") or (need == "lens" and lm.link.lens is None):
+        if (need == "generate" and not lm.spec.kind.generates) or (need == "lens" and lm.link.lens is None):
             reason = f"view {name!r} needs " + ("a generative model" if need == "generate" else "an LM head")
             if strict:
                 raise ValueError(reason + f"; {model} does not have one (drop it from --views)")
             _log(f"skipping: {reason}")
         else:
             possible.append(name)
-    if lm.spec.kind == "masked":
+    if not lm.spec.kind.generates:
         _log("reading the text (encoder) ...")
         output = lm(prompt)
     else:
@@ -96,6 +96,7 @@ def run_report(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``ecco`` command: run it with ``argv`` (default: the command line); returns the exit status."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":

@@ -1,0 +1,137 @@
+"""LM: a transformers model wrapped for capture and interpretation.
+
+The class is a façade over one module per job, all of which call the model only through its
+:class:`~ecco.runner.Runner`: :mod:`.generation` (``lm.generate``), :mod:`.forward` (``lm(...)``),
+:mod:`.forced` (``lm.attribute``), with :mod:`.inputs` (encoding, padding, context checks),
+:mod:`.flags` (what is captured) and :mod:`.core` (what the jobs share, and the assembly of the
+:class:`~ecco.output.OutputSeq`). No maths and no HTML here.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ..output import OutputSeq
+from . import forced, forward, generation
+from .core import Core
+from .flags import CaptureFlags
+
+__all__ = ["LM", "CaptureFlags"]
+
+
+class _Flag:
+    """An LM attribute that reads one field of ``lm.flags``; setting it checks the flags again."""
+
+    def __init__(self, field: str, doc: str) -> None:
+        self.field = field
+        self.__doc__ = doc
+
+    def __get__(self, lm: LM | None, owner: type | None = None) -> object:
+        return self if lm is None else getattr(lm.flags, self.field)
+
+    def __set__(self, lm: LM, value: object) -> None:
+        lm.flags = replace(lm.flags, **{self.field: value})
+
+
+class LM(Core):
+    """A transformers model wrapped for capture and interpretation.
+
+    Create it with :func:`ecco.from_pretrained` or :func:`ecco.from_model`. The keyword
+    arguments choose what every call captures; they are the fields of
+    :class:`~ecco.lm.flags.CaptureFlags`, kept in ``lm.flags`` (and readable as
+    ``lm.collect_activations``, ``lm.attention``, ``lm.hidden_states``, ``lm.verbose``,
+    ``lm.store_dtype``). ``lm.activation_layers`` holds the captured layers per stack.
+    """
+
+    collect_activations = _Flag("activations", "Whether FFN neuron activations are captured.")
+    attention = _Flag("attention", "Whether attention weights are captured.")
+    hidden_states = _Flag("hidden_states", "Whether hidden states are captured.")
+    verbose = _Flag("verbose", "Whether generation is shown live (notebooks) and attribution shows progress.")
+    store_dtype = _Flag("store_dtype", "The torch dtype captured arrays are stored in.")
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        model_name: str | None = None,
+        activations: bool = False,
+        attention: bool = False,
+        hidden_states: bool = True,
+        activations_layer_nums: Sequence[int] | None = None,
+        verbose: bool = True,
+        model_config: Mapping | None = None,
+        store_dtype: str | torch.dtype = torch.float32,
+    ):
+        super().__init__(model, tokenizer, model_name, CaptureFlags.from_arguments(locals()))
+
+    def __repr__(self) -> str:
+        layers = {name: stack.n_layers for name, stack in self.spec.stacks.items()}
+        return f"LM({self.model_name!r}, arch={self.spec.arch}, kind={self.spec.kind}, layers={layers})"
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters are."""
+        return self.runner.device
+
+    def generate(
+        self,
+        input_str: str | Sequence[str],
+        generate: int | None = None,
+        max_length: int | None = None,
+        do_sample: bool | None = False,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        beam_size: int = 1,
+        attribution: Sequence[str] | str | None = None,
+        attribution_options: Mapping | None = None,
+        **generate_kwargs,
+    ) -> OutputSeq:
+        """Generate a continuation of one prompt or a batch, capturing the model's internals.
+
+        Uses transformers' ``generate`` with the KV cache; activations, hidden states and
+        attention are captured during generation (beam search: one teacher-forced pass over
+        the returned sequences). ``generate`` counts new tokens; Ecco's ``max_length`` counts
+        the prompt too. Extra keyword arguments go to transformers' ``generate``.
+
+        ``attribution`` names methods (``ecco.attribution.METHODS``) that explain every generated
+        token by the earlier tokens; ``attribution_options`` sets their
+        :class:`~ecco.attribution.Options` (``n_steps``, ``internal_batch_size``, ...).
+        """
+        sampling = dict(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p)
+        return generation.generate(
+            self, input_str, generate, max_length, beam_size, attribution, attribution_options, sampling, generate_kwargs
+        )
+
+    def __call__(self, inputs: str | Sequence[str] | Mapping, text_pair: str | Sequence[str] | None = None) -> OutputSeq:
+        """Run one forward pass (no generation) and capture, e.g. for encoders such as BERT.
+
+        ``inputs`` is a text, a list of texts, or the tokenizer's output (Ecco's
+        ``lm(lm.tokenizer([text], return_tensors='pt'))``). ``text_pair`` makes sentence
+        pairs for encoders.
+        """
+        return forward.call(self, inputs, text_pair)
+
+    def attribute(
+        self,
+        prompt: str | Sequence[str],
+        target: str | Sequence[str],
+        foil: str | Sequence[str] | None = None,
+        attribution: Sequence[str] | str = ("grad_x_input",),
+        score: str = "prob",
+        **options,
+    ) -> OutputSeq:
+        """Explain a given continuation (teacher forcing, no sampling).
+
+        Every token of ``target`` is explained by the prompt and the target tokens before it,
+        with the ``score`` ('prob' as in Ecco, 'logprob' or 'logit'). With ``foil`` the
+        attribution is contrastive (Yin & Neubig 2022): it explains log p(target) - log p(foil)
+        at the first token where target and foil differ (their common prefix is teacher-forced).
+        Lists of prompts / targets / foils make a batch. ``options`` set
+        :class:`~ecco.attribution.Options` (``n_steps``, ``internal_batch_size``, ...).
+        """
+        return forced.attribute(self, prompt, target, foil, attribution, score, options)

@@ -107,8 +107,40 @@ def test_lrp_on_grouped_query_attention_conserves(tokenizer):
     assert output.attributions["lrp"].completeness_error[0].max() < 1e-3
 
 
+def _bias_free(model: torch.nn.Module) -> torch.nn.Module:
+    """Every bias zero, learned position embeddings too (an additive term like a bias)."""
+    with torch.no_grad():
+        wpe = getattr(getattr(model, "transformer", None), "wpe", None)
+        if wpe is not None:
+            wpe.weight.zero_()
+        for module in model.modules():
+            if getattr(module, "bias", None) is not None and isinstance(module.bias, torch.nn.Parameter):
+                module.bias.zero_()
+    return model
+
+
+@pytest.mark.parametrize("arch", ["gpt-neo", "gptj"])
+def test_lrp_holds_the_attention_core_of_families_outside_the_interface(arch, tokenizer):
+    """GPT-Neo / GPT-J compute attention in their own ``_attn``: the registry names it, LRP
+    holds its weights there, and a bias-free model conserves relevance; nothing stays on the model."""
+    if arch == "gptj":
+        torch.manual_seed(0)
+        config = tf.GPTJConfig(n_layer=2, n_embd=32, n_head=4, rotary_dim=4, n_positions=128, **tiny._ids())
+        model = tf.GPTJForCausalLM(config).eval()
+    else:
+        model = tiny.model(arch)
+    lm = _lm(_bias_free(model), tokenizer)
+    assert lm.spec.family.attention_core == "_attn"
+    before = (model.config._attn_implementation, hook_count(model), model.training)
+    output = lm.generate(PROMPT, generate=3, attribution=["lrp"], min_new_tokens=3)
+    assert output.attributions["lrp"].completeness_error[0].max() < 1e-3
+    assert (model.config._attn_implementation, hook_count(model), model.training) == before
+    assert not any("_attn" in vars(m) for m in model.modules())
+
+
 def test_lrp_refuses_attention_outside_the_interface(tokenizer):
     lm = _lm(tiny.model("gpt-neo"), tokenizer)
+    lm.spec.family = dataclasses.replace(lm.spec.family, attention_core=None)  # as if the registry did not know
     model = lm.model
     before = (model.config._attn_implementation, hook_count(model), model.training)
     with pytest.raises(ValueError, match="AttentionInterface.*'ig' or 'grad_x_input'"):

@@ -15,9 +15,11 @@ that its gradient implements LRP's rules while its values stay exactly the same:
 - linear layers: the 0-rule, which gradient x input realises once the above hold.
 
 For a bias-free model (Llama-style) relevance is then conserved: it sums to the explained
-logit. A normalisation whose formula is not a LayerNorm or RMSNorm, a gated FFN of an unknown
-layout, or an attention that does not go through the interface raises an error instead of
-giving non-conservative relevance.
+logit. Families whose attention does not go through the interface (GPT-Neo, GPT-J) name
+their attention core method in the registry (``attention_core``); it is held the same way, on
+the model's own modules for the duration of the call. A normalisation whose formula is not a
+LayerNorm or RMSNorm, a gated FFN of an unknown layout, or an attention that goes through
+neither raises an error instead of giving non-conservative relevance.
 """
 from __future__ import annotations
 
@@ -66,14 +68,31 @@ def ah_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, valu
     with torch.no_grad():
         out, weights = eager(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
     values = value.repeat_interleave(weights.shape[1] // value.shape[1], dim=1)
-    constant = (weights.detach().to(values.dtype) @ values).transpose(1, 2)
+    return _held(module, out, (weights.detach().to(values.dtype) @ values).transpose(1, 2)), weights
+
+
+def _held(module: nn.Module, out: torch.Tensor, constant: torch.Tensor) -> torch.Tensor:
+    """``out`` with the gradient of ``constant`` (weights held @ values), checked to be equal."""
     tolerance = torch.finfo(out.dtype).eps ** 0.5 * float(out.abs().max().clamp_min(1.0))
     if constant.shape != out.shape or float((constant.detach() - out).abs().max()) > tolerance:
         raise ValueError(
             f"LRP: the attention of {type(module).__name__} is not softmax(...) @ values, so holding its "
             f"probabilities constant would not conserve relevance. {_UNSUPPORTED}"
         )
-    return _with_gradient_of(out, constant.to(out.dtype)), weights
+    return _with_gradient_of(out, constant.to(out.dtype))
+
+
+def _held_core(module: nn.Module, core, callers: set[int]):
+    """The family's attention core method of one module (see ``ArchSpec.attention_core``),
+    with its output's gradient holding the weights constant."""
+
+    def held(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args, **kwargs):
+        callers.add(id(module))
+        with torch.no_grad():
+            out, weights = core(query, key, value, *args, **kwargs)
+        return _held(module, out, weights.detach().to(value.dtype) @ value), weights
+
+    return held
 
 
 def _register_attention() -> None:
@@ -87,13 +106,32 @@ def _register_attention() -> None:
 
 
 @contextlib.contextmanager
+def _core_rule(model: nn.Module, name: str, callers: set[int]) -> Iterator[None]:
+    """Within the block, every attention module with the method ``name`` runs it held (the
+    module's own instance attribute, removed after; the class is not touched)."""
+    modules = [m for m in model.modules() if callable(getattr(type(m), name, None))]
+    try:
+        for module in modules:
+            setattr(module, name, _held_core(module, getattr(module, name), callers))
+        yield
+    finally:
+        for module in modules:
+            module.__dict__.pop(name, None)
+
+
+@contextlib.contextmanager
 def _ah_rule(model: nn.Module, spec: ModelSpec) -> Iterator[None]:
-    """The model's attention runs through :func:`ah_attention` within the block; every block
-    of every stack must have called it."""
+    """The model's attention runs through :func:`ah_attention` (or the family's attention
+    core method, held) within the block; every block of every stack must have called it."""
+    callers: set[int] = set()
+    if spec.family.attention_core:
+        with _core_rule(model, spec.family.attention_core, callers):
+            yield
+        _check_called(spec, callers)
+        return
     _register_attention()
     before = model.config._attn_implementation
     model.set_attn_implementation(ATTENTION)
-    callers: set[int] = set()
     token = _CALLERS.set(callers)
     try:
         if model.config._attn_implementation != ATTENTION:
@@ -102,16 +140,21 @@ def _ah_rule(model: nn.Module, spec: ModelSpec) -> Iterator[None]:
                 f"ecco cannot hold its attention probabilities constant. {_UNSUPPORTED}"
             )
         yield
-        for name, stack in spec.stacks.items():
-            for layer, block in enumerate(stack.blocks):
-                if not any(id(m) in callers for m in block.modules()):
-                    raise ValueError(
-                        f"LRP: the attention of {name} block {layer} does not go through transformers' "
-                        f"AttentionInterface, so ecco cannot hold its probabilities constant. {_UNSUPPORTED}"
-                    )
+        _check_called(spec, callers)
     finally:
         _CALLERS.reset(token)
         model.set_attn_implementation(before)
+
+
+def _check_called(spec: ModelSpec, callers: set[int]) -> None:
+    """Every block of every stack ran its attention through the held rule."""
+    for name, stack in spec.stacks.items():
+        for layer, block in enumerate(stack.blocks):
+            if not any(id(m) in callers for m in block.modules()):
+                raise ValueError(
+                    f"LRP: the attention of {name} block {layer} does not go through transformers' "
+                    f"AttentionInterface, so ecco cannot hold its probabilities constant. {_UNSUPPORTED}"
+                )
 
 
 # ---------------------------------------------------------------------- norms

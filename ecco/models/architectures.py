@@ -41,8 +41,8 @@ def _bart(name: str) -> ArchSpec:
 
 ENTRIES: tuple[tuple[ArchSpec, tuple[str, ...]], ...] = (
     (_decoder_only("gpt2", "h", "mlp.c_proj", "ln_f"), ("GPT2PreTrainedModel",)),
-    (_decoder_only("gpt-neo", "h", "mlp.c_proj", "ln_f"), ("GPTNeoPreTrainedModel",)),
-    (_decoder_only("gptj", "h", "mlp.fc_out", "ln_f"), ("GPTJPreTrainedModel",)),
+    (_decoder_only("gpt-neo", "h", "mlp.c_proj", "ln_f", attention_core="_attn"), ("GPTNeoPreTrainedModel",)),
+    (_decoder_only("gptj", "h", "mlp.fc_out", "ln_f", attention_core="_attn"), ("GPTJPreTrainedModel",)),
     (_decoder_only("gpt-neox", "layers", "mlp.dense_4h_to_h", "final_layer_norm"), ("GPTNeoXPreTrainedModel",)),
     (_decoder_only("opt", "decoder.layers", "fc2", "decoder.final_layer_norm"), ("OPTPreTrainedModel",)),
     (

@@ -48,7 +48,11 @@ class ArchSpec:
     - ``lens_scale``: config -> factor applied to hidden states before the head (T5 with tied
       embeddings multiplies by d_model^-0.5);
     - ``logits_bias``: attribute of the model holding a bias added to the logits (BART);
-    - ``softcap``: config attribute holding the final logit soft-capping (Gemma 2).
+    - ``softcap``: config attribute holding the final logit soft-capping (Gemma 2);
+    - ``attention_core``: for families whose attention does not go through transformers'
+      ``AttentionInterface``, the attention module's method that maps (query, key, value, ...)
+      to (softmax weights @ value, weights) (GPT-Neo and GPT-J: ``_attn``); LRP holds its
+      weights constant there.
     """
 
     name: str
@@ -59,6 +63,7 @@ class ArchSpec:
     lens_scale: Callable[[object], float] | None = None
     logits_bias: str | None = None
     softcap: str | None = None
+    attention_core: str | None = None
 
 
 @dataclass

@@ -108,13 +108,9 @@ def from_pretrained(
 def from_model(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    activations: bool = False,
-    attention: bool = False,
-    hidden_states: bool = True,
-    activations_layer_nums: Sequence[int] | None = None,
-    verbose: bool = True,
-    model_config: Mapping | None = None,
-    store_dtype: str | torch.dtype = "float32",
+    activations: bool = False, attention: bool = False, hidden_states: bool = True,
+    activations_layer_nums: Sequence[int] | None = None, verbose: bool = True,
+    model_config: Mapping | None = None, store_dtype: str | torch.dtype = "float32",
     model_name: str | None = None,
 ) -> LM:
     """Wrap a model already in memory. The model is not moved or modified; every ecco call

@@ -34,6 +34,7 @@ class NotebookStreamer(BaseStreamer):
         self._handle = display(HTML(""), display_id=True)
 
     def put(self, value: torch.Tensor) -> None:
+        """Take the next token ids from ``generate`` (the prompt first) and redraw."""
         ids = value.reshape(-1).tolist()
         if not self._prompt:
             self._prompt = ids
@@ -42,6 +43,7 @@ class NotebookStreamer(BaseStreamer):
         self._refresh()
 
     def end(self) -> None:
+        """Generation finished: draw the final text."""
         self._refresh()
 
     def _refresh(self) -> None:

@@ -153,21 +153,23 @@
         el("span", { class: "ecco-att-zoom-axis ecco-att-zoom-axis-x", style: { left: LABEL_W - 48 + "px", top: "0px" } }, "key \u2192"),
         canvas
       ]);
-      var rowLabels = {}, colLabels = {};
-      for (q = 0; q < d.Q; q += step) {
-        rowLabels[q] = el("span", {
-          class: "ecco-att-zoom-label ecco-att-zoom-row", "data-index": q,
-          style: { top: LABEL_H + (q + 0.5) * cell + "px", width: LABEL_W - 8 + "px" }
-        }, util.tokenNodes(token(s.queries, q).text));
-        plot.appendChild(rowLabels[q]);
+      // One label per `step` tokens along an axis: rows (queries) or columns (keys).
+      function axisLabels(count, kind, tokens, place) {
+        var labels = {};
+        for (var i = 0; i < count; i += step) {
+          labels[i] = el("span", {
+            class: "ecco-att-zoom-label ecco-att-zoom-" + kind, "data-index": i, style: place(i)
+          }, util.tokenNodes(token(tokens, i).text));
+          plot.appendChild(labels[i]);
+        }
+        return labels;
       }
-      for (k = 0; k < d.K; k += step) {
-        colLabels[k] = el("span", {
-          class: "ecco-att-zoom-label ecco-att-zoom-col", "data-index": k,
-          style: { left: LABEL_W + (k + 0.5) * cell + "px", height: LABEL_H - 8 + "px" }
-        }, util.tokenNodes(token(s.keys, k).text));
-        plot.appendChild(colLabels[k]);
-      }
+      var rowLabels = axisLabels(d.Q, "row", s.queries, function (q) {
+        return { top: LABEL_H + (q + 0.5) * cell + "px", width: LABEL_W - 8 + "px" };
+      });
+      var colLabels = axisLabels(d.K, "col", s.keys, function (k) {
+        return { left: LABEL_W + (k + 0.5) * cell + "px", height: LABEL_H - 8 + "px" };
+      });
       var marker = el("div", { class: "ecco-att-zoom-marker", hidden: true, style: { width: cell + "px", height: cell + "px" } });
       plot.appendChild(marker);
 

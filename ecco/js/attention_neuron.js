@@ -12,7 +12,7 @@
   var ecco = window.ecco, util = ecco.util, el = util.el;
   var POS = [240, 120, 20], NEG = [45, 112, 230];
 
-  function num(x) { return typeof x === "number" && isFinite(x) ? x : null; }
+  var num = util.num;
   function fmt(v) {
     if (v === null) return "\u2013";
     if (v === -Infinity) return "\u2212\u221e";

@@ -13,7 +13,7 @@
   var SCHEME = "blue";
   var WARN_COMPLETENESS = 0.05;
 
-  function num(x) { return typeof x === "number" && isFinite(x) ? x : null; }
+  var num = util.num;
   function at(list, k) { return Array.isArray(list) ? num(list[k]) : null; }
   function pct(v) { return v === null ? "\u2013" : (v * 100).toFixed(1) + "%"; }
   function prob(v) { return v > 0 && v < 0.0005 ? "<0.1%" : pct(v); }

@@ -102,6 +102,24 @@
   });
 
   /* tooltipRow(key, value) -> Element: one "key value" line for tooltip content. */
+  /* Hovering a cell (data-row, data-col) of a table marks its row and column headers. */
+  define("headerHover", function (table, selector, rowHeads, colHeads) {
+    var active = [];
+    function activate(cell) {
+      active.forEach(function (h) { h.classList.remove("ecco-active"); });
+      active = cell ? [rowHeads[Number(cell.dataset.row)], colHeads[Number(cell.dataset.col)]] : [];
+      active.forEach(function (h) { if (h) h.classList.add("ecco-active"); });
+    }
+    table.addEventListener("mouseover", function (event) {
+      var cell = event.target && event.target.closest ? event.target.closest(selector) : null;
+      activate(cell && table.contains(cell) ? cell : null);
+    });
+    table.addEventListener("mouseleave", function () { activate(null); });
+  });
+
+  /* A finite number, else null. */
+  define("num", function (x) { return typeof x === "number" && isFinite(x) ? x : null; });
+
   define("tooltipRow", function (key, value) {
     return util.el("div", { class: "ecco-tooltip-row" }, [
       util.el("span", { class: "ecco-tooltip-key" }, key), " ", util.el("span", {}, String(value))

@@ -11,7 +11,7 @@
   var SCHEME = "blue";
   var CONTEXT_SHOWN = 12;
 
-  function num(x) { return typeof x === "number" && isFinite(x) ? x : null; }
+  var num = util.num;
   function pct(p, digits) {
     if (p === null) return "\u2013";
     var floor = Math.pow(10, -digits);

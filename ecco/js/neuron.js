@@ -8,7 +8,7 @@
   var ecco = window.ecco, util = ecco.util, el = util.el;
   var POSITIVE = "orange", NEGATIVE = "blue";
 
-  function num(x) { return typeof x === "number" && isFinite(x) ? x : null; }
+  var num = util.num;
   function fmt(v) {
     if (v === null) return "\u2013";
     if (v === 0) return "0";

@@ -18,7 +18,7 @@
     [23, 190, 207], [227, 119, 194], [188, 189, 34], [140, 86, 75], [90, 70, 220]
   ];
 
-  function num(x) { return typeof x === "number" && isFinite(x) ? x : null; }
+  var num = util.num;
   function fmt(v) {
     if (v === null) return "\u2013";
     if (v === 0) return "0";

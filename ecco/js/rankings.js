@@ -10,7 +10,7 @@
   var SCHEME = "viridis";  // dark end = rank 1
   var ROTATE_OVER = 4;     // rotate the column headers when a token is longer than this
 
-  function num(x) { return typeof x === "number" && isFinite(x) ? x : null; }
+  var num = util.num;
   function at(table, r, c) { return Array.isArray(table) && Array.isArray(table[r]) ? num(table[r][c]) : null; }
   function pct(p) {
     if (p === null) return "\u2013";
@@ -78,18 +78,7 @@
     ]));
 
     // Hover: mark the cell's row and column headers.
-    var active = [];
-    function activate(cell) {
-      active.forEach(function (h) { h.classList.remove("ecco-active"); });
-      active = cell ? [rowHeads[Number(cell.dataset.row)], colHeads[Number(cell.dataset.col)]] : [];
-      active.forEach(function (h) { h.classList.add("ecco-active"); });
-    }
-    function cellOf(node) {
-      var cell = node && node.closest ? node.closest(".ecco-rank-cell") : null;
-      return cell && table.contains(cell) ? cell : null;
-    }
-    table.addEventListener("mouseover", function (event) { activate(cellOf(event.target)); });
-    table.addEventListener("mouseleave", function () { activate(null); });
+    util.headerHover(table, ".ecco-rank-cell", rowHeads, colHeads);
 
     util.hoverTooltip(root, ".ecco-rank-cell", function (cell) {
       var r = Number(cell.dataset.row), c = Number(cell.dataset.col), col = columns[c];

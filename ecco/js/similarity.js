@@ -9,7 +9,7 @@
   var COMPACT_OVER = 16;  // more rows than this: smaller cells
   var ROTATE_OVER = 3;    // rotate the column labels when one is longer than this
 
-  function num(x) { return typeof x === "number" && isFinite(x) ? x : null; }
+  var num = util.num;
   function at(matrix, r, c) { return Array.isArray(matrix) && Array.isArray(matrix[r]) ? num(matrix[r][c]) : null; }
   /* A bare number as label reads "layer 3" in sentences. */
   function spoken(label) { return /^\s*-?\d+\s*$/.test(label) ? "layer " + label.trim() : label; }
@@ -64,18 +64,7 @@
       el("span", {}, (method ? method + " " : "") + "similarity; 1 = identical representations")
     ]));
 
-    var active = [];
-    function activate(cell) {
-      active.forEach(function (h) { h.classList.remove("ecco-active"); });
-      active = cell ? [rowLabels[Number(cell.dataset.row)], colLabels[Number(cell.dataset.col)]] : [];
-      active.forEach(function (h) { h.classList.add("ecco-active"); });
-    }
-    function cellOf(node) {
-      var cell = node && node.closest ? node.closest(".ecco-sim-cell") : null;
-      return cell && table.contains(cell) ? cell : null;
-    }
-    table.addEventListener("mouseover", function (event) { activate(cellOf(event.target)); });
-    table.addEventListener("mouseleave", function () { activate(null); });
+    util.headerHover(table, ".ecco-sim-cell", rowLabels, colLabels);
 
     util.hoverTooltip(root, ".ecco-sim-cell", function (cell) {
       var r = Number(cell.dataset.row), c = Number(cell.dataset.col), v = at(matrix, r, c);

@@ -7,7 +7,7 @@
   "use strict";
   var ecco = window.ecco, util = ecco.util, el = util.el;
 
-  function num(x) { return typeof x === "number" && isFinite(x) ? x : null; }
+  var num = util.num;
   function fmt(v) {
     if (v === null) return "\u2013";
     if (v === 0) return "0";

@@ -10,7 +10,7 @@
   var W = 320, H = 210, M = { left: 50, right: 12, top: 12, bottom: 36 };
   var PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#8c8c8c"];
 
-  function num(x) { return typeof x === "number" && isFinite(x) ? x : null; }
+  var num = util.num;
   function color(i) { return i < PALETTE.length ? PALETTE[i] : "hsl(" + Math.round((i * 137.508) % 360) + ", 55%, 55%)"; }
 
   /* svg(tag, attrs, children): like util.el for SVG; "class" and "dataset" as in el. */

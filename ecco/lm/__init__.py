@@ -58,13 +58,9 @@ class LM(Core):
         tokenizer: PreTrainedTokenizerBase,
         *,
         model_name: str | None = None,
-        activations: bool = False,
-        attention: bool = False,
-        hidden_states: bool = True,
-        activations_layer_nums: Sequence[int] | None = None,
-        verbose: bool = True,
-        model_config: Mapping | None = None,
-        store_dtype: str | torch.dtype = torch.float32,
+        activations: bool = False, attention: bool = False, hidden_states: bool = True,
+        activations_layer_nums: Sequence[int] | None = None, verbose: bool = True,
+        model_config: Mapping | None = None, store_dtype: str | torch.dtype = torch.float32,
     ):
         super().__init__(model, tokenizer, model_name, CaptureFlags.from_arguments(locals()))
 

@@ -6,6 +6,8 @@ maths stays in the core modules, the presentation in :mod:`ecco.views`.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 
 from . import attention, decomposition, lens
@@ -45,15 +47,43 @@ def select_activations(
     to_layer: int | None = None,
     sequences: list[int] | None = None,
     stack: str | None = None,
+    exclude: int | str | Iterable[int | str] | None = None,
 ) -> decomposition.Selection:
-    """The record's activations of layers [from_layer, to_layer) as one (features, tokens) matrix."""
+    """The record's activations of layers [from_layer, to_layer) as one (features, tokens) matrix,
+    without the tokens of ``exclude`` (see :func:`excluded_positions`)."""
     stack = activation_stack(record, stack)
     for s in sequences or []:
         record.check_sequence(s)
+    spans = [record.layout(s).span(stack) for s in range(record.batch_size)]
+    chosen = range(record.batch_size) if sequences is None else sequences
     return decomposition.select_layers(
-        record.activations[stack], record.activation_layers[stack], record.n_layers[stack], record.lengths,
-        from_layer, to_layer, sequences, stack,
+        record.activations[stack], record.activation_layers[stack], record.n_layers[stack], spans,
+        from_layer, to_layer, sequences, stack, excluded_positions(record, exclude, spans, chosen),
     )
+
+
+def excluded_positions(
+    record: Record, exclude: int | str | Iterable[int | str] | None, spans: list[range], sequences: Iterable[int]
+) -> set[tuple[int, int]]:
+    """(sequence, position) pairs to leave out: token-list positions, ``'first'`` (each
+    sequence's first token in the stack, where transformers put a massive activation) and
+    ``'special'`` (special tokens)."""
+    items = [] if exclude is None else [exclude] if isinstance(exclude, (str, int)) else list(exclude)
+    out: set[tuple[int, int]] = set()
+    for item in items:
+        for s in sequences:
+            span, seq = spans[s], record.sequences[s]
+            if item == "first":
+                out.update((s, p) for p in span[:1])
+            elif item == "special":
+                out.update((s, p) for p in span if seq.special[p])
+            elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(seq):
+                out.add((s, item))
+            else:
+                raise ValueError(
+                    f"exclude entry {item!r} is not 'first', 'special' or a token position 0..{len(seq) - 1}."
+                )
+    return out
 
 
 # --------------------------------------------------------------------- lens

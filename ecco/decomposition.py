@@ -10,7 +10,7 @@ models, where about half of the activations are negative).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,25 +28,28 @@ class Selection:
     stack: str
     layers: list[int]  # layer numbers, numeric order
     sequences: list[int]
-    positions: list[tuple[int, int]]  # (sequence, position) of each column
+    positions: list[tuple[int, int]]  # (sequence, token-list position) of each column
     matrix: np.ndarray  # (layers * neurons, tokens)
+    excluded: list[tuple[int, int]] = field(default_factory=list)  # (sequence, position) left out of the fit
 
 
 def select_layers(
     activations: Activations,
     layer_numbers: Sequence[int],
     n_model_layers: int,
-    lengths: Sequence[int],
+    spans: Sequence[range],
     from_layer: int | None = None,
     to_layer: int | None = None,
     sequences: Sequence[int] | None = None,
     stack: str = "decoder",
+    excluded: Collection[tuple[int, int]] = (),
 ) -> Selection:
     """Ecco's reshape: (batch, layers, neurons, positions) -> (layers*neurons, tokens).
 
-    ``layer_numbers`` names the captured layers (rows of ``activations``), ``lengths`` the
-    valid positions of each batch item; layers [from_layer, to_layer) of the sequences asked
-    (all by default) are kept, padding is dropped."""
+    ``layer_numbers`` names the captured layers (rows of ``activations``); ``spans[s]`` the
+    token-list positions batch item ``s`` has in this stack (column ``p - span.start``). Layers
+    [from_layer, to_layer) of the sequences asked (all by default) are kept, padding is dropped,
+    and so are the (sequence, position) pairs in ``excluded``."""
     low = 0 if from_layer is None else from_layer
     high = n_model_layers if to_layer is None else to_layer
     for name, value in (("from_layer", from_layer), ("to_layer", to_layer)):
@@ -57,11 +60,17 @@ def select_layers(
     rows = [i for i, n in enumerate(layer_numbers) if low <= n < high]
     if not rows:
         raise ValueError(f"No captured layer in [{low}, {high}); captured layers: {list(layer_numbers)}.")
-    sequences = list(range(len(lengths))) if sequences is None else list(sequences)
-    positions = [(s, p) for s in sequences for p in range(lengths[s])]
-    blocks = [activations[s][rows][:, :, : lengths[s]] for s in sequences]  # (layers, neurons, len)
+    sequences = list(range(len(spans))) if sequences is None else list(sequences)
+    skip = set(excluded)
+    kept = {s: [p for p in spans[s] if (s, p) not in skip] for s in sequences}
+    positions = [(s, p) for s in sequences for p in kept[s]]
+    if not positions:
+        raise ValueError("Every token is excluded: nothing is left to factorise.")
+    columns = {s: [p - spans[s].start for p in kept[s]] for s in sequences}
+    blocks = [activations[s][rows][:, :, columns[s]] for s in sequences if columns[s]]  # (layers, neurons, kept)
     matrix = np.concatenate([b.reshape(-1, b.shape[-1]) for b in blocks], axis=1).astype(np.float32)
-    return Selection(stack, [layer_numbers[i] for i in rows], sequences, positions, matrix)
+    dropped = [(s, p) for s in sequences for p in spans[s] if (s, p) in skip]
+    return Selection(stack, [layer_numbers[i] for i in rows], sequences, positions, matrix, dropped)
 
 
 def nonnegative(matrix: np.ndarray, mode: str) -> np.ndarray:

@@ -129,7 +129,9 @@ class OutputSeq(Record):
     ) -> neuron_views.FactorExplorer:
         """Ecco's NMF of the neuron activations (layers [from_layer, to_layer)); ``explore()``
         and ``plot()`` on the result. ``nonneg='split'`` keeps negative activations as separate
-        features; ``n_components='auto'`` picks the elbow of the reconstruction error."""
+        features; ``n_components='auto'`` picks the elbow of the reconstruction error;
+        ``exclude='first'`` (or ``'special'``, token positions, or a list of these) leaves tokens
+        out of the fit, e.g. the first token's massive activation (see docs/neurons.md)."""
         return neuron_views.run_decomposition(self, "nmf", n_components, from_layer, to_layer, nonneg, **kwargs)
 
     def run_decomposition(

@@ -3,7 +3,7 @@
  * factor (the largest raw value), its intensity = value / that factor's max. Hovering a sparkline
  * isolates its factor (tokens coloured by that factor only); clicking pins it (click it again to
  * unpin; hovering another factor previews it). Hovering a token shows every factor's value.
- * data: {tokens: [{text, position, sequence, is_input, continues_word, special}],
+ * data: {tokens: [{text, position, sequence, is_input, continues_word, special, excluded}],
  *        factors: [[value >= 0 | null per token] per factor], factor_labels: [string] (optional),
  *        method: string, caption: string | null, title: string | null} */
 (function () {
@@ -154,8 +154,11 @@
       }
       if (!word || !tok.continues_word) line.appendChild((word = el("span", { class: "ecco-word" })));
       spans[i] = el("span", {
-        class: "ecco-token" + (tok.is_input === false ? " ecco-nmf-generated" : "") + (tok.special ? " ecco-special" : ""),
-        "data-position": tok.position, "data-sequence": tok.sequence, "data-index": i
+        class: "ecco-token" + (tok.is_input === false ? " ecco-nmf-generated" : "") + (tok.special ? " ecco-special" : "")
+          + (tok.excluded ? " ecco-nmf-excluded" : ""),
+        "data-position": tok.position, "data-sequence": tok.sequence, "data-index": i,
+        // Left out of the fit: struck through, so the reader sees it is not explained by any factor.
+        style: tok.excluded ? { textDecoration: "line-through", opacity: "0.55" } : undefined
       }, util.tokenNodes(tok.text));
       word.appendChild(spans[i]);
     });
@@ -266,7 +269,8 @@
         el("div", { class: "ecco-tooltip-title" }, JSON.stringify(String(tok.text))),
         util.tooltipRow("position", tok.position + (sequences.length > 1 ? " (sequence " + tok.sequence + ")" : "")),
         tok.is_input === false ? util.tooltipRow("kind", "generated") : null,
-        nf ? bars : null
+        tok.excluded ? util.tooltipRow("fit", "left out (exclude=)") : null,
+        nf && !tok.excluded ? bars : null
       ];
     });
 

@@ -7,6 +7,7 @@ from .. import attention
 from ..access import check_attention, model_inputs, packed_set, set_tokens
 from ..record import Record
 from ..render import View
+from .tokens import title
 
 
 def _check(record: Record, attention_set: str | None, layer: int | None, heads: list[int] | None) -> str:
@@ -36,7 +37,7 @@ def attention_head_view(
     data = _sets(record, name, sequence) | {
         "layer": 0 if layer is None else layer,
         "heads": None if heads is None else list(heads),
-        "title": record.model_name,
+        "title": title(record, f"Attention heads: {name} attention", sequence),
     }
     return data if printJson else View("attention_head", data)
 
@@ -46,7 +47,7 @@ def attention_model_view(
 ) -> View | dict:
     """See :meth:`ecco.output.OutputSeq.attention_model_view`."""
     name = _check(record, attention_set, None, None)
-    data = _sets(record, name, sequence) | {"title": record.model_name}
+    data = _sets(record, name, sequence) | {"title": title(record, "Attention of every layer and head", sequence)}
     return data if printJson else View("attention_model", data)
 
 
@@ -81,6 +82,6 @@ def attention_neuron_view(
         "bias": None if bias is None else [_finite(row) for row in bias.tolist()],
         "weights": weights.tolist(),
         "selected": selected,
-        "title": record.model_name,
+        "title": title(record, f"How head {head} of layer {layer} ({name} attention) weighs the tokens", sequence),
     }
     return data if printJson else View("attention_neuron", data)

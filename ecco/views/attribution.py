@@ -7,7 +7,7 @@ from ..attribution import AttributionResult
 from ..attribution.aggregate import word_spans
 from ..record import Record
 from ..render import View
-from .tokens import tokens_data
+from .tokens import title, tokens_data
 
 
 def attribution_result(record: Record, attr_method: str) -> AttributionResult:
@@ -71,6 +71,7 @@ def primary_attributions(
         entropy=[_step_value(record.token_entropy, sequence, layout.step(t)) for t in targets],
         completeness=None if errors is None else [float(e) for e in errors[sequence]],
         foil=result.foil_text[sequence] if result.foil_text else None,
+        title=title(record, f"{result.label} attribution", sequence),
     )
     return data if printJson else View("attribution", data)
 

@@ -9,6 +9,7 @@ from ..lens import lens_stats, lens_topk, watch_ids
 from ..record import Record
 from ..render import View
 from ..render.plots import rankings_figure, trajectory_figure
+from .tokens import title
 
 
 def _layers(output: Record) -> list[int]:
@@ -54,12 +55,14 @@ def layer_predictions(
         "actual_by_layer": [
             {"layer": n, "prob": float(stats.probs[n, 0]), "rank": int(stats.ranks[n, 0])} for n in layers
         ],
-        "title": f"{output.model_name}: predictions for position {position} at each layer",
+        "title": title(output, f"Predictions for position {position} at each layer", sequence),
     }
     return View("layer_predictions", data)
 
 
-def _rank_view(output: Record, ranks: torch.Tensor, probs: torch.Tensor, columns: list[dict], caption: str) -> View:
+def _rank_view(
+    output: Record, ranks: torch.Tensor, probs: torch.Tensor, columns: list[dict], caption: str, heading: str
+) -> View:
     layers = _layers(output)
     return View("rankings", {
         "max_rank": output.lens_head().vocab,
@@ -68,7 +71,7 @@ def _rank_view(output: Record, ranks: torch.Tensor, probs: torch.Tensor, columns
         "ranks": ranks.tolist(),
         "probs": probs.tolist(),
         "caption": caption,
-        "title": output.model_name,
+        "title": heading,
     })
 
 
@@ -84,7 +87,8 @@ def rankings(output: Record, printJson: bool = False, plot: bool = False, sequen
     if plot:
         return rankings_figure(stats.ranks.numpy(), _layers(output), texts, "Rank of each token at every layer")
     columns = [{"text": t, "id": int(i), "position": s.position} for t, i, s in zip(texts, ids, sites)]
-    return _rank_view(output, stats.ranks, stats.probs, columns, "Rank of each output token at every layer")
+    heading = title(output, "Rank of each output token per layer", sequence)
+    return _rank_view(output, stats.ranks, stats.probs, columns, "Rank of each output token at every layer", heading)
 
 
 def rankings_watch(
@@ -101,6 +105,7 @@ def rankings_watch(
     position = len(seq) - 1 if position == -1 else position
     site = lens_site(output, position, sequence)
     vocab = head.vocab
+
     def split(text: str) -> list[int]:
         return output.link.tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -115,7 +120,7 @@ def rankings_watch(
     if plot:
         return rankings_figure(ranks.numpy(), _layers(output), texts, caption)
     columns = [{"text": t, "id": i, "position": position} for t, i in zip(texts, ids)]
-    return _rank_view(output, ranks, probs, columns, caption)
+    return _rank_view(output, ranks, probs, columns, caption, title(output, "Rank of watched tokens per layer", sequence))
 
 
 def lens_trajectories(output: Record, sequence: int = 0) -> dict:
@@ -149,5 +154,5 @@ def trajectories(output: Record, plot: bool = False, sequence: int = 0):
             {"key": keys[label][0], "label": label, "unit": keys[label][1], "values": values.T.tolist()}
             for label, values in series.items()
         ],
-        "title": output.model_name,
+        "title": title(output, "Logit-lens trajectories", sequence),
     })

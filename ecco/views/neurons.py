@@ -10,7 +10,7 @@ from .. import analysis, decomposition
 from ..access import activation_stack, check_position, select_activations
 from ..record import Record
 from ..render import View
-from .tokens import token_entries
+from .tokens import title, token_entries
 
 
 def _stack(record: Record, stack: str | None) -> tuple[str, np.ndarray, list[int]]:
@@ -37,7 +37,7 @@ def top_neurons(
     return View("top_neurons", {
         "token": {"text": record.sequences[sequence].tokens[position], "position": position},
         "neurons": rows,
-        "title": f"{record.model_name}: most active {name} neurons",
+        "title": title(record, f"Most active {name} neurons", sequence),
     })
 
 
@@ -60,7 +60,7 @@ def neuron_view(
         "layer": layer,
         "neuron": neuron,
         "stack": name,
-        "title": record.model_name,
+        "title": title(record, f"Activation of {name} neuron {neuron} in layer {layer}", sequence),
     })
 
 
@@ -84,7 +84,7 @@ def layer_similarity(
         "labels": [str(layer) for layer in selection.layers],
         "matrix": matrix.tolist(),
         "method": method,
-        "title": f"{record.model_name}: {method.upper()} between {selection.stack} layers",
+        "title": title(record, f"{method.upper()} similarity between {selection.stack} layers"),
     })
 
 
@@ -102,20 +102,26 @@ class FactorExplorer(decomposition.Decomposition):
         return [self.record.sequences[s].tokens[p] for s, p in self.selection.positions]
 
     def explore(self, printJson: bool = False) -> View | dict:
-        """The factor explorer: sparklines per factor; hover or click one to colour the tokens."""
+        """The factor explorer: sparklines per factor; hover or click one to colour the tokens.
+        Tokens left out of the fit (``exclude=``) are shown, marked, without factor values."""
         values, labels = self.display_factors()
+        column = {pair: j for j, pair in enumerate(self.selection.positions)}
+        shown = sorted(column.keys() | set(self.selection.excluded))
         entries = {s: token_entries(self.record, s) for s in self.selection.sequences}
+        tokens = [
+            {k: v for k, v in entries[s][p].items() if k != "id"} | {"sequence": s, "excluded": (s, p) not in column}
+            for s, p in shown
+        ]
+        factors = [[None if pair not in column else float(row[column[pair]]) for pair in shown] for row in values]
+        left_out = f"; {len(self.selection.excluded)} token(s) left out of the fit" if self.selection.excluded else ""
         data = {
-            "tokens": [
-                {k: v for k, v in entries[s][p].items() if k != "id"} | {"sequence": s}
-                for s, p in self.selection.positions
-            ],
-            "factors": values.tolist(),
+            "tokens": tokens,
+            "factors": factors,
             "factor_labels": labels,
             "method": self.method,
             "caption": f"{self.method.upper()}, {self.n_components} components, layers "
-            f"{self.selection.layers[0]}-{self.selection.layers[-1]} ({self.selection.stack})",
-            "title": self.record.model_name,
+            f"{self.selection.layers[0]}-{self.selection.layers[-1]} ({self.selection.stack}){left_out}",
+            "title": title(self.record, f"{self.method.upper()} factors of {self.selection.stack} neuron activations"),
         }
         return data if printJson else View("nmf", data)
 
@@ -131,12 +137,12 @@ class FactorExplorer(decomposition.Decomposition):
 def run_decomposition(
     record: Record, method: str = "nmf", n_components: int | str = 10, from_layer: int | None = None,
     to_layer: int | None = None, nonneg: str = "clip", sequences: list[int] | None = None,
-    stack: str | None = None, seed: int = 0, **kwargs,
+    stack: str | None = None, seed: int = 0, exclude: int | str | list[int | str] | None = None, **kwargs,
 ) -> FactorExplorer:
     """See :meth:`ecco.output.OutputSeq.run_decomposition`."""
     if method not in decomposition.METHODS:
         raise ValueError(f"Unknown decomposition method {method!r}; valid: {', '.join(decomposition.METHODS)}.")
-    selection = select_activations(record, from_layer, to_layer, sequences, stack)
+    selection = select_activations(record, from_layer, to_layer, sequences, stack, exclude)
     found = decomposition.factorise(selection, method, n_components, nonneg, seed, result=FactorExplorer, **kwargs)
     found.record = record
     return found

@@ -5,6 +5,12 @@ from ..record import Record
 from ..render import View
 
 
+def title(record: Record, what: str, sequence: int | None = None) -> str:
+    """A view's title: what it shows, the model, and the sequence when the output holds several."""
+    where = f" · sequence {sequence}" if sequence is not None and record.batch_size > 1 else ""
+    return f"{what} · {record.model_name}{where}"
+
+
 def token_entries(record: Record, sequence: int) -> list[dict]:
     """One entry per token of batch item ``sequence``: text, id, position and flags."""
     seq = record.check_sequence(sequence)
@@ -29,7 +35,7 @@ def tokens_data(record: Record, sequence: int = 0) -> dict:
     return {
         "tokens": token_entries(record, sequence),
         "n_input_tokens": seq.n_input_tokens,
-        "title": f"{record.model_name} · sequence {sequence}" if record.batch_size > 1 else record.model_name,
+        "title": title(record, "Tokens", sequence),
     }
 
 

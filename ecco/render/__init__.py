@@ -11,6 +11,7 @@ import json
 import uuid
 from importlib import resources
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import jinja2
@@ -76,10 +77,11 @@ def render_fragment(view: str, data: dict[str, Any], *, css: bool = True) -> str
     )
 
 
-def standalone_page(fragments: list[str], title: str = "ecco") -> str:
-    """A complete offline HTML5 document containing ``fragments`` (trusted HTML from ecco)."""
+def standalone_page(fragments: list[str], title: str = "ecco", summary: Mapping[str, str] | None = None) -> str:
+    """A complete offline HTML5 document containing ``fragments`` (trusted HTML from ecco),
+    opened by ``title`` and a table of ``summary`` (label -> text, escaped) when given."""
     return _env.get_template("page.html").render(
-        title=title, fragments=[Markup(f) for f in fragments]
+        title=title, fragments=[Markup(f) for f in fragments], summary=dict(summary or {})
     )
 
 
@@ -109,8 +111,11 @@ class View:
         return f"<ecco View {self.view!r}>"
 
 
-def save_report(views: list[View], path: str | Path, title: str = "ecco") -> Path:
-    """Write several views into one standalone HTML file and return its path."""
+def save_report(
+    views: list[View], path: str | Path, title: str = "ecco", summary: Mapping[str, str] | None = None
+) -> Path:
+    """Write several views into one standalone HTML file and return its path; ``summary``
+    (label -> text, e.g. prompt, model, settings, timings) opens the report."""
     path = Path(path)
-    path.write_text(standalone_page([v.html for v in views], title), encoding="utf-8")
+    path.write_text(standalone_page([v.html for v in views], title, summary), encoding="utf-8")
     return path

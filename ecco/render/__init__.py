@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import jinja2

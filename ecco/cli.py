@@ -3,9 +3,10 @@ of the bundled SmolLM2 with its defaults."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -63,11 +64,13 @@ def run_report(
         raise ValueError(f"unknown view(s) {unknown}; valid: {', '.join(VIEWS)}")
     if not prompt.strip():
         raise ValueError("the prompt is empty: give the model some text to read")
-    started = time.perf_counter()
-    _log(f"loading {model} ...")
+    timings: dict[str, float] = {}
+    clock = _Clock(timings)
     needs = {VIEWS[v][0] for v in views}
-    lm = ecco.from_pretrained(model, activations="activations" in needs, attention="attention" in needs, verbose=False)
-    _log(f"loaded in {time.perf_counter() - started:.1f} s")
+    with clock(f"loading {model}", "load the model"):
+        lm = ecco.from_pretrained(
+            model, activations="activations" in needs, attention="attention" in needs, verbose=False
+        )
     possible = []
     for name in views:
         need = VIEWS[name][0]
@@ -78,21 +81,44 @@ def run_report(
             _log(f"skipping: {reason}")
         else:
             possible.append(name)
+    methods = list(attribution) if "attribution" in views and lm.spec.kind.generates else []
     if not lm.spec.kind.generates:
-        _log("reading the text (encoder) ...")
-        output = lm(prompt)
+        with clock("reading the text (encoder)", "read the text"):
+            output = lm(prompt)
     else:
-        _log(f"generating {generate} tokens" + (f" and {', '.join(attribution)} attributions" if attribution else "")
-             + " ...")
-        output = lm.generate(prompt, generate=generate, attribution=list(attribution) if "attribution" in views else [])
+        what = f"generating {generate} tokens" + (f" and {', '.join(methods)} attributions" if methods else "")
+        with clock(what, "generate" + (" and attribute" if methods else "")):
+            output = lm.generate(prompt, generate=generate, attribution=methods)
         print(prompt + output.output_text[0])
     rendered = []
     for name in possible:
-        _log(f"rendering {name} ...")
-        rendered.append(VIEWS[name][1](output, list(attribution)))
-    path = save_report(rendered, out, title=f"ecco · {model}")
+        with clock(f"rendering {name}", f"view: {name}"):
+            rendered.append(VIEWS[name][1](output, list(attribution)))
+    summary = {
+        "Prompt": prompt,
+        "Output": "".join(output.sequences[0].tokens),
+        "Model": f"{model} ({lm.spec.arch}, {lm.spec.kind}, {lm.spec.main_stack.n_layers} layers)",
+        "Settings": (f"{generate} new tokens, greedy; " if lm.spec.kind.generates else "forward pass; ")
+        + f"attribution: {', '.join(methods) or 'none'}; views: {', '.join(possible)}",
+        "Time": "; ".join(f"{label} {seconds:.1f} s" for label, seconds in timings.items()),
+    }
+    path = save_report(rendered, out, title=f"ecco report · {model}", summary=summary)
     print(f"report: {Path(path).resolve()}")
     return Path(path)
+
+
+class _Clock:
+    """``with clock(message, label):`` logs ``message``, times the block into ``timings[label]``."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    @contextlib.contextmanager
+    def __call__(self, message: str, label: str) -> Iterator[None]:
+        _log(message + " ...")
+        started = time.perf_counter()
+        yield
+        self.timings[label] = time.perf_counter() - started
 
 
 def main(argv: Sequence[str] | None = None) -> int:

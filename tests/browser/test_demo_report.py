@@ -32,6 +32,17 @@ def test_demo_writes_offline_report(tmp_path: Path, open_html) -> None:
     assert attribution.locator(".ecco-target").count() == 4
     values = [float(v) for v in attribution.locator(".ecco-source").evaluate_all("els => els.map(e => e.dataset.value)")]
     assert len(values) >= 5 and abs(sum(values) - 1) < 1e-6  # first target selected, normalised scores
+    # The report opens with what was run, and each view's title says what it shows.
+    rows = dict(zip(page.locator(".ecco-page-summary th").all_inner_texts(),
+                    page.locator(".ecco-page-summary td").all_inner_texts()))
+    assert rows["Prompt"] == "The capital of France is"
+    assert rows["Model"].startswith("smollm2-135m (llama, causal, 30 layers)")
+    assert "4 new tokens" in rows["Settings"] and "grad_x_input" in rows["Settings"]
+    assert all(part in rows["Time"] for part in ("load the model", "generate and attribute", "view: nmf"))
+    titles = page.locator(".ecco-title").all_inner_texts()
+    assert len(set(titles)) == len(titles) == 5, titles
+    assert "Input × gradient attribution · smollm2-135m" in titles
+    assert "Rank of each output token per layer · smollm2-135m" in titles
 
 
 def test_demo_errors_are_one_line(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..layout import Layout
 from ..models.kinds import Kind
+from ..progress import progress_bar
 from ..runner import Runner
 
 # Registration order is the order users see: the gradient methods, DeepLift, then LRP.
@@ -117,7 +117,7 @@ def explain(
     """
     options = options or Options()
     results: dict[str, AttributionResult] = {}
-    bar = tqdm(total=len(sequences) * len(method_names), desc="attribution", disable=not progress, leave=False)
+    bar = progress_bar(total=len(sequences) * len(method_names), desc="attribution", disable=not progress, leave=False)
     try:
         for name in method_names:
             method = get_method(name)

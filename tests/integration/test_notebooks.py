@@ -36,6 +36,12 @@ def test_notebook_runs_and_renders(path: Path) -> None:
         for output in cell.get("outputs", []) if "text/html" in output.get("data", {})
     ]
     assert any("ecco-view-tokens" in h for h in html), "no token view rendered"
+    # No red warnings: nothing on stderr (tqdm's "IProgress not found", deprecation notes...).
+    stderr = [
+        "".join(output.get("text", "")) for cell in notebook.cells if cell.cell_type == "code"
+        for output in cell.get("outputs", []) if output.get("name") == "stderr"
+    ]
+    assert not any("IProgress" in text or "Warning" in text for text in stderr), stderr
     if path.name == "01_quickstart.ipynb":
         streamed = [h for h in html if "ecco-stream" in h]
         assert streamed and "London" in streamed[0], "verbose generation did not stream into the notebook"

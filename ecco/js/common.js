@@ -53,16 +53,18 @@
   });
 
   /* Put a position:fixed element next to `anchor` (below it, or above when there is no room),
-   * correcting for ancestors that become the containing block of fixed elements. */
+   * correcting for ancestors that become the containing block of fixed elements. The tooltip
+   * keeps its natural width (CSS width: max-content), so near the right edge it is not squeezed:
+   * it flips to end at the anchor's right edge, and shifts left if it still does not fit. */
   function place(tip, anchor) {
     var a = anchor.getBoundingClientRect(), gap = 6, margin = 4;
     var vw = document.documentElement.clientWidth, vh = document.documentElement.clientHeight;
-    var w = tip.offsetWidth, h = tip.offsetHeight;
-    var x = Math.max(margin, Math.min(a.left, vw - w - margin));
-    var y = a.bottom + gap + h > vh && a.top - gap - h >= 0 ? a.top - gap - h : a.bottom + gap;
     tip.style.left = "0px";
     tip.style.top = "0px";
-    var origin = tip.getBoundingClientRect();
+    var origin = tip.getBoundingClientRect(), w = origin.width, h = origin.height;
+    var x = a.left + w + margin > vw ? a.right - w : a.left;
+    x = Math.max(margin, Math.min(x, vw - w - margin));
+    var y = a.bottom + gap + h > vh && a.top - gap - h >= 0 ? a.top - gap - h : a.bottom + gap;
     tip.style.left = x - origin.left + "px";
     tip.style.top = y - origin.top + "px";
   }

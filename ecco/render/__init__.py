@@ -1,7 +1,10 @@
 """Self-contained HTML rendering of ecco views (notebook fragments and standalone pages).
 
 A view is a JS function ``window.ecco.views[name](root, data)`` shipped as ``ecco/js/{name}.js``.
-Everything (CSS, JS, data) is inlined: nothing is ever fetched from the network.
+Everything (CSS, JS, data) is inlined: nothing is ever fetched from the network. The view's root
+element first holds a static rendering of the data made in Python (:mod:`ecco.render.static`),
+shown where scripts do not run (an untrusted notebook, GitHub, nbviewer, an export without
+scripts); the view's script empties the root and draws the interactive view in its place.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 
 import jinja2
 from markupsafe import Markup
+
+from .static import static_html
 
 __all__ = ["View", "render_fragment", "save_report", "standalone_page", "view_names"]
 
@@ -72,6 +77,7 @@ def render_fragment(view: str, data: dict[str, Any], *, css: bool = True) -> str
         view=view,
         root_id=f"ecco-{uuid.uuid4().hex}",
         data_json=Markup(_script_json(data)),
+        static=static_html(view, data),
         css=Markup(_asset("ecco.css")) if css else None,
         js=Markup(_asset(_COMMON_JS) + "\n" + _asset(f"{view}.js")),
     )

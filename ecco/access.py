@@ -11,15 +11,15 @@ from collections.abc import Iterable
 import torch
 
 from . import attention, decomposition, lens
+from .checks import as_int, is_int
 from .record import Record
 
 
 def check_position(record: Record, position: int, sequence: int) -> int:
-    """``position`` checked against batch item ``sequence``."""
+    """``position`` checked against batch item ``sequence``, as a Python int."""
     seq = record.check_sequence(sequence)
-    if not isinstance(position, int) or not 0 <= position < len(seq):
-        raise ValueError(f"position={position!r} is out of range: sequence {sequence} has tokens 0..{len(seq) - 1}.")
-    return position
+    out_of_range = f"position={position} is out of range: sequence {sequence} has tokens 0..{len(seq) - 1}."
+    return as_int(position, "position", 0, len(seq) - 1, out_of_range)
 
 
 # ----------------------------------------------------------------- neurons
@@ -52,8 +52,7 @@ def select_activations(
     """The record's activations of layers [from_layer, to_layer) as one (features, tokens) matrix,
     without the tokens of ``exclude`` (see :func:`excluded_positions`)."""
     stack = activation_stack(record, stack)
-    for s in sequences or []:
-        record.check_sequence(s)
+    sequences = None if sequences is None else [record.sequence_index(s) for s in sequences]
     spans = [record.layout(s).span(stack) for s in range(record.batch_size)]
     chosen = range(record.batch_size) if sequences is None else sequences
     return decomposition.select_layers(
@@ -68,7 +67,7 @@ def excluded_positions(
     """(sequence, position) pairs to leave out: token-list positions, ``'first'`` (each
     sequence's first token in the stack, where transformers put a massive activation) and
     ``'special'`` (special tokens)."""
-    items = [] if exclude is None else [exclude] if isinstance(exclude, (str, int)) else list(exclude)
+    items = [] if exclude is None else [exclude] if isinstance(exclude, str) or is_int(exclude) else list(exclude)
     out: set[tuple[int, int]] = set()
     for item in items:
         for s in sequences:
@@ -77,8 +76,8 @@ def excluded_positions(
                 out.update((s, p) for p in span[:1])
             elif item == "special":
                 out.update((s, p) for p in span if seq.special[p])
-            elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(seq):
-                out.add((s, item))
+            elif is_int(item) and 0 <= int(item) < len(seq):
+                out.add((s, int(item)))
             else:
                 raise ValueError(
                     f"exclude entry {item!r} is not 'first', 'special' or a token position 0..{len(seq) - 1}."
@@ -87,16 +86,16 @@ def excluded_positions(
 
 
 # --------------------------------------------------------------------- lens
-def check_layer(record: Record, layer: int | None) -> None:
-    """``layer`` (None: all) checked against the main stack's layers."""
+def check_layer(record: Record, layer: int | None) -> int | None:
+    """``layer`` (None: all) checked against the main stack's layers, as a Python int."""
     n = record.n_layers[record.kind.main_stack]
-    if layer is not None and (not isinstance(layer, int) or not 0 <= layer < n):
-        raise ValueError(f"layer={layer!r} is out of range: the model has layers 0..{n - 1}.")
+    out_of_range = f"layer={layer} is out of range: the model has layers 0..{n - 1}."
+    return None if layer is None else as_int(layer, "layer", 0, n - 1, out_of_range)
 
 
 def lens_site(record: Record, position: int, sequence: int = 0) -> lens.LensSite:
     """Where the lens reads for ``position`` of batch item ``sequence`` (checked)."""
-    check_position(record, position, sequence)
+    position = check_position(record, position, sequence)
     return lens.lens_site(record.layout(sequence), record.sequences[sequence].token_ids, position)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .checks import as_int
 from .layout import Layout
 from .models.spec import ModelSpec
 from .runner import Runner
@@ -48,11 +49,16 @@ def packed_set(weights: torch.Tensor, name: str, queries: list[dict], keys: list
     }
 
 
-def check_layer_head(weights: torch.Tensor, name: str, layer: int | None, head: int | None) -> None:
-    """Check ``layer`` / ``head`` against an attention set's weights (batch, layers, heads, ...)."""
+def check_layer_head(
+    weights: torch.Tensor, name: str, layer: int | None, head: int | None
+) -> tuple[int | None, int | None]:
+    """``layer`` / ``head`` (None: not given) checked against an attention set's weights (batch,
+    layers, heads, ...), as Python ints."""
+    checked = []
     for label, value, count in (("layer", layer, weights.shape[1]), ("head", head, weights.shape[2])):
-        if value is not None and (not isinstance(value, int) or not 0 <= value < count):
-            raise ValueError(f"{label}={value!r} is out of range: the {name} attention has {label}s 0..{count - 1}.")
+        wrong = f"{label}={value} is out of range: the {name} attention has {label}s 0..{count - 1}."
+        checked.append(None if value is None else as_int(value, label, 0, count - 1, wrong))
+    return checked[0], checked[1]
 
 
 # --------------------------------------------------------- queries and keys

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import as_int, is_int
 from .shapes import Activations
 
 METHODS = ("nmf", "pca", "ica", "svd")
@@ -50,11 +51,11 @@ def select_layers(
     token-list positions batch item ``s`` has in this stack (column ``p - span.start``). Layers
     [from_layer, to_layer) of the sequences asked (all by default) are kept, padding is dropped,
     and so are the (sequence, position) pairs in ``excluded``."""
-    low = 0 if from_layer is None else from_layer
-    high = n_model_layers if to_layer is None else to_layer
-    for name, value in (("from_layer", from_layer), ("to_layer", to_layer)):
-        if value is not None and (not isinstance(value, int) or not 0 <= value <= n_model_layers):
-            raise ValueError(f"{name}={value!r} is out of range: the model has layers 0..{n_model_layers - 1}.")
+    def bound(name: str, value: int | None, default: int) -> int:
+        wrong = f"{name}={value} is out of range: the model has layers 0..{n_model_layers - 1}."
+        return default if value is None else as_int(value, name, 0, n_model_layers, wrong)
+
+    low, high = bound("from_layer", from_layer, 0), bound("to_layer", to_layer, n_model_layers)
     if low >= high:
         raise ValueError(f"from_layer ({low}) must be smaller than to_layer ({high}); the range is [from, to).")
     rows = [i for i, n in enumerate(layer_numbers) if low <= n < high]
@@ -171,11 +172,12 @@ def factorise(
         n_components = tried[elbow([errors[k] for k in tried])]
         model, factors, error = fits[n_components]
     else:
-        if not isinstance(n_components, int) or isinstance(n_components, bool) or not 1 <= n_components <= limit:
+        if not is_int(n_components) or not 1 <= int(n_components) <= limit:
             raise ValueError(
                 f"n_components must be 'auto' or an integer from 1 to {limit} (there are {n_tokens} tokens), "
                 f"got {n_components!r}."
             )
+        n_components = int(n_components)
         model, factors, error = _fit(method, data, n_components, seed, **kwargs)
     return (result or Decomposition)(
         method=method,

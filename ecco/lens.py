@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .checks import is_int
 from .layout import Layout
 from .models.kinds import Kind
 from .models.spec import ModelSpec
@@ -228,8 +229,8 @@ def watch_ids(split: Callable[[str], list[int]], watch: Sequence, vocab: int) ->
                     stacklevel=4,
                 )
             ids.append(pieces[0])
-        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < vocab:
-            ids.append(item)
+        elif is_int(item) and 0 <= int(item) < vocab:
+            ids.append(int(item))
         else:
             raise ValueError(f"watch entry {item!r} is not a string or a token id in 0..{vocab - 1}.")
     return ids

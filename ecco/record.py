@@ -13,6 +13,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from .attribution import AttributionResult
+from .checks import as_int
 from .layout import Layout
 from .lens import LensHead
 from .models.kinds import Kind, as_kind
@@ -165,14 +166,17 @@ class Record:
         )
 
     # ------------------------------------------------------------------ checks
+    def sequence_index(self, sequence: int) -> int:
+        """``sequence`` as a Python int, with a clear error when no such batch item exists."""
+        return as_int(
+            sequence, "sequence", 0, self.batch_size - 1,
+            f"sequence={sequence} is out of range: this output holds {self.batch_size} "
+            f"sequence(s), numbered 0..{self.batch_size - 1}.",
+        )
+
     def check_sequence(self, sequence: int) -> SequenceMeta:
         """The batch item ``sequence``, with a clear error when it does not exist."""
-        if not isinstance(sequence, int) or not 0 <= sequence < self.batch_size:
-            raise ValueError(
-                f"sequence={sequence!r} is out of range: this output holds {self.batch_size} "
-                f"sequence(s), numbered 0..{self.batch_size - 1}."
-            )
-        return self.sequences[sequence]
+        return self.sequences[self.sequence_index(sequence)]
 
     def layout(self, sequence: int) -> Layout:
         """Where the tokens of batch item ``sequence`` sit (checked)."""

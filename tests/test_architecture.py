@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1] / "ecco"
 
 # Layer of each module (dotted, relative to ecco; packages by prefix). Lower imports nothing higher.
 LAYERS: dict[str, int] = {
-    "models": 0, "shapes": 0, "layout": 0, "session": 0, "runner": 0, "capture": 0, "tokens": 0, "stream": 0, "progress": 0,
+    "models": 0, "checks": 0, "shapes": 0, "layout": 0, "session": 0, "runner": 0, "capture": 0, "tokens": 0, "stream": 0,
+    "progress": 0,
     "lens": 0, "decomposition": 0, "analysis": 0, "attention": 0, "attribution": 0,
     "record": 1, "access": 1, "io": 1,
     "render": 2,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..checks import is_int
 from .problem import Problem
 
 Grads = tuple[torch.Tensor, ...]  # one (targets, batch, positions, hidden) tensor per input
@@ -153,8 +154,9 @@ def integrated_gradients(
     if n_steps == "auto":
         integral, converged = _adaptive(integrator, tolerance, max_steps)
     else:
-        if not isinstance(n_steps, int) or n_steps < 1:
+        if not is_int(n_steps) or int(n_steps) < 1:
             raise ValueError(f"n_steps must be a positive integer or 'auto', got {n_steps!r}.")
+        n_steps = int(n_steps)
         integral = integrator.integral(*gauss_legendre(n_steps))
         converged = bool(integrator.error(integral).max() <= tolerance)
     return IGResult(

@@ -96,10 +96,7 @@ def gradcam(problem: Problem, options: Options) -> tuple[torch.Tensor, ...]:
     blocks = []
     for stack in problem.stacks():
         layers = problem.spec.stacks[stack].blocks
-        if not -len(layers) <= options.gradcam_layer < len(layers):
-            raise ValueError(
-                f"gradcam_layer={options.gradcam_layer} is out of range for the {stack} with {len(layers)} blocks."
-            )
+        options.check_layers(len(layers))
         blocks.append(layers[options.gradcam_layer])
     captured: list[torch.Tensor] = []
 

@@ -1,12 +1,14 @@
 """Attribution methods by name: a new method is one ``@register`` entry."""
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..checks import as_int, is_int
 from .problem import Problem
 
 
@@ -22,6 +24,30 @@ class Options:
     shap_baselines: int = 4  # DeepLiftShap: size of the baseline distribution
     gradcam_layer: int = -1  # Guided Grad-CAM: block whose output gives the CAM
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Check every setting (NumPy integers are integers), with an error that says what is valid."""
+        if self.n_steps != "auto":
+            if not is_int(self.n_steps) or int(self.n_steps) < 1:
+                raise ValueError(f"n_steps must be a positive integer (Gauss-Legendre nodes) or 'auto', got {self.n_steps!r}.")
+            self.n_steps = int(self.n_steps)
+        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, numbers.Real) or not self.tolerance > 0:
+            raise ValueError(f"tolerance must be a positive number (a relative completeness error), got {self.tolerance!r}.")
+        self.tolerance = float(self.tolerance)
+        for name in ("max_steps", "step_chunk", "shap_baselines"):
+            setattr(self, name, as_int(getattr(self, name), name, 1))
+        if self.internal_batch_size is not None:
+            self.internal_batch_size = as_int(self.internal_batch_size, "internal_batch_size", 1)
+        self.gradcam_layer = as_int(self.gradcam_layer, "gradcam_layer")
+        self.seed = as_int(self.seed, "seed", 0)
+
+    def check_layers(self, n_layers: int) -> None:
+        """``gradcam_layer`` must name one of ``n_layers`` blocks (negative: from the end)."""
+        as_int(
+            self.gradcam_layer, "gradcam_layer", -n_layers, n_layers - 1,
+            f"gradcam_layer={self.gradcam_layer} is out of range: the model has {n_layers} blocks, "
+            f"so give a block from {-n_layers} to {n_layers - 1} (-1, the default, is the last).",
+        )
 
 
 @dataclass

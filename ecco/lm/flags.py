@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from ..checks import as_ints
 from ..models.spec import ModelSpec
 
 _STORE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -39,6 +40,8 @@ class CaptureFlags:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "store_dtype", _store_dtype(self.store_dtype))
+        if self.activations_layer_nums is not None:  # NumPy arrays and integers are accepted
+            object.__setattr__(self, "activations_layer_nums", as_ints(self.activations_layer_nums, "activations_layer_nums"))
 
     @classmethod
     def from_arguments(cls, arguments: Mapping[str, object]) -> CaptureFlags:
@@ -56,13 +59,13 @@ class CaptureFlags:
             if self.activations_layer_nums is None:
                 selection[name] = list(range(stack.n_layers))
                 continue
-            bad = [n for n in self.activations_layer_nums if not isinstance(n, int) or not 0 <= n < stack.n_layers]
+            bad = [n for n in self.activations_layer_nums if not 0 <= n < stack.n_layers]
             if bad:
                 raise ValueError(
                     f"activations_layer_nums {bad} out of range: the {name} of {model_name} has "
                     f"{stack.n_layers} layers, numbered 0..{stack.n_layers - 1}."
                 )
-            selection[name] = sorted(set(int(n) for n in self.activations_layer_nums))
+            selection[name] = sorted(set(self.activations_layer_nums))
         return selection
 
 

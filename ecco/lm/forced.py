@@ -46,7 +46,7 @@ def attribute(
     if score not in SCORES:
         raise ValueError(f"score must be 'prob', 'logprob' or 'logit', got {score!r}.")
     methods = check_methods(attribution)
-    settings = attribution_options(options)
+    settings = attribution_options(options, lm.spec)
     prompts = lm.inputs.encode(prompt)
     targets = lm.inputs.continuations(target, len(prompts), "target")
     foils = None if foil is None else lm.inputs.continuations(foil, len(prompts), "foil")

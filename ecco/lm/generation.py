@@ -16,6 +16,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from ..attribution import check_methods, explain, generated_targets
 from ..capture import shift_left
+from ..checks import as_int
 from ..output import OutputSeq
 from ..stream import NotebookStreamer, in_notebook
 from . import core
@@ -52,10 +53,9 @@ def generate(
             f"{lm.model_name} is an encoder ({type(lm.model).__name__}) and cannot generate text. "
             "Run it on a text with lm(text) instead."
         )
-    if not isinstance(beam_size, int) or beam_size < 1:
-        raise ValueError(f"beam_size must be a positive integer, got {beam_size!r}.")
+    beam_size = as_int(beam_size, "beam_size", 1, None, f"beam_size must be a positive integer, got {beam_size!r}.")
     methods = check_methods(attribution or [])
-    settings = attribution_options(options)
+    settings = attribution_options(options, lm.spec)
     prompts = lm.inputs.encode(texts)
     n_new = new_tokens([len(p) for p in prompts], generate, max_length)
     lm.inputs.check_context(max(len(p) for p in prompts) + n_new, f"The prompt plus {n_new} new tokens")

@@ -9,7 +9,9 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ..attribution import Options
+from ..checks import as_int
 from ..models.kinds import Kind
+from ..models.spec import ModelSpec
 from ..runner import Runner
 
 _DEFAULT_NEW_TOKENS = 8
@@ -156,23 +158,24 @@ def new_tokens(prompt_lengths: list[int], generate: int | None, max_length: int 
     if generate is None and max_length is None:
         return _DEFAULT_NEW_TOKENS
     if generate is not None:
-        n = generate
-    else:
-        n = max_length - max(prompt_lengths)  # type: ignore[operator]
-        if n < 1:
-            raise ValueError(
-                f"max_length={max_length} leaves no room to generate after a {max(prompt_lengths)}-token "
-                "prompt; max_length counts the prompt too (or use generate=N new tokens)."
-            )
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"generate must be a positive number of new tokens, got {generate!r}.")
+        return as_int(generate, "generate", 1, None, f"generate must be a positive number of new tokens, got {generate!r}.")
+    n = as_int(max_length, "max_length") - max(prompt_lengths)
+    if n < 1:
+        raise ValueError(
+            f"max_length={max_length} leaves no room to generate after a {max(prompt_lengths)}-token "
+            "prompt; max_length counts the prompt too (or use generate=N new tokens)."
+        )
     return n
 
 
-def attribution_options(values: Mapping | None) -> Options:
-    """Options from keyword arguments, with a clear error for unknown names."""
+def attribution_options(values: Mapping | None, spec: ModelSpec | None = None) -> Options:
+    """Options from keyword arguments, with a clear error for unknown names or bad values
+    (checked against the blocks of ``spec``'s stacks when given), before the model runs."""
     known = {f.name for f in fields(Options)}
     unknown = sorted(set(values or {}) - known)
     if unknown:
         raise ValueError(f"Unknown attribution option(s) {unknown}; valid options: {sorted(known)}.")
-    return Options(**(values or {}))
+    options = Options(**(values or {}))
+    for stack in spec.stacks.values() if spec is not None else ():
+        options.check_layers(stack.n_layers)
+    return options

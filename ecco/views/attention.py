@@ -5,18 +5,22 @@ import math
 
 from .. import attention
 from ..access import check_attention, model_inputs, packed_set, set_tokens
+from ..checks import as_int, as_ints
 from ..record import Record
 from ..render import View
 from .tokens import title
 
 
-def _check(record: Record, attention_set: str | None, layer: int | None, heads: list[int] | None) -> str:
+def _check(
+    record: Record, attention_set: str | None, layer: int | None, heads: list[int] | None
+) -> tuple[str, int | None, list[int] | None]:
+    """The attention set's name, and ``layer`` and ``heads`` checked against it (Python ints)."""
     name = check_attention(record, attention_set)
     weights = record.attention[name]
-    attention.check_layer_head(weights, name, layer, None)
-    for head in heads or []:
-        attention.check_layer_head(weights, name, None, head)
-    return name
+    layer = attention.check_layer_head(weights, name, layer, None)[0]
+    if heads is not None:
+        heads = [attention.check_layer_head(weights, name, None, head)[1] for head in as_ints(heads, "heads")]
+    return name, layer, heads
 
 
 def _sets(record: Record, name: str, sequence: int) -> dict:
@@ -33,7 +37,7 @@ def attention_head_view(
     attention_set: str | None = None, printJson: bool = False,
 ) -> View | dict:
     """See :meth:`ecco.output.OutputSeq.attention_head_view`."""
-    name = _check(record, attention_set, layer, heads)
+    name, layer, heads = _check(record, attention_set, layer, heads)
     data = _sets(record, name, sequence) | {
         "layer": 0 if layer is None else layer,
         "heads": None if heads is None else list(heads),
@@ -46,7 +50,7 @@ def attention_model_view(
     record: Record, sequence: int = 0, attention_set: str | None = None, printJson: bool = False
 ) -> View | dict:
     """See :meth:`ecco.output.OutputSeq.attention_model_view`."""
-    name = _check(record, attention_set, None, None)
+    name = _check(record, attention_set, None, None)[0]
     data = _sets(record, name, sequence) | {"title": title(record, "Attention of every layer and head", sequence)}
     return data if printJson else View("attention_model", data)
 
@@ -60,12 +64,12 @@ def attention_neuron_view(
     selected: int | None = None, printJson: bool = False,
 ) -> View | dict:
     """See :meth:`ecco.output.OutputSeq.attention_neuron_view`."""
-    name = _check(record, attention_set, layer, [head])
+    name, layer, (head,) = _check(record, attention_set, as_int(layer, "layer"), [as_int(head, "head")])
     queries, keys = set_tokens(record, name, sequence)
-    selected = len(queries) - 1 if selected is None else selected
+    last = len(queries) - 1
+    wrong = f"selected={selected} is out of range: the query tokens are numbered 0..{last} (None: the last)."
+    selected = last if selected is None else as_int(selected, "selected", 0, last, wrong)
     runner = record.runner("The neuron view")
-    if not isinstance(selected, int) or not 0 <= selected < len(queries):
-        raise ValueError(f"selected={selected} is out of range: 0..{len(queries) - 1}.")
     found = attention.queries_keys(runner, model_inputs(record, sequence, runner.device), (name, layer))
     bias = None if found.bias is None else found.bias[head]
     weights = record.attention[name][sequence, layer, head, : len(queries), : len(keys)].float()

@@ -5,6 +5,7 @@ import torch
 
 from ..attribution import AttributionResult
 from ..attribution.aggregate import word_spans
+from ..checks import as_int, is_int
 from ..record import Record
 from ..render import View
 from .tokens import title, tokens_data
@@ -25,13 +26,16 @@ def attribution_result(record: Record, attr_method: str) -> AttributionResult:
 def _hidden_positions(record: Record, sequence: int, ignore_tokens: list[int | str] | None) -> set[int]:
     seq = record.sequences[sequence]
     hidden = set()
-    for item in ignore_tokens or []:
-        if isinstance(item, int) and not isinstance(item, bool):
-            if not 0 <= item < len(seq):
-                raise ValueError(f"ignore_tokens position {item} is outside 0..{len(seq) - 1}.")
-            hidden.add(item)
-        else:
+    items = ignore_tokens if ignore_tokens is not None else []
+    items = [items] if isinstance(items, str) or is_int(items) else items
+    for item in items:
+        if is_int(item):
+            wrong = f"ignore_tokens position {item} is outside 0..{len(seq) - 1} (this sequence's tokens)."
+            hidden.add(as_int(item, "ignore_tokens position", 0, len(seq) - 1, wrong))
+        elif isinstance(item, str):
             hidden.update(i for i, text in enumerate(seq.tokens) if text == item or text.strip() == item)
+        else:
+            raise ValueError(f"ignore_tokens entries are token positions (integers) or token texts, got {item!r}.")
     return hidden
 
 

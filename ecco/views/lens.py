@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..access import block_hidden, check_layer, chosen_ids, lens_site, lens_sites
+from ..checks import as_int, is_int
 from ..lens import lens_stats, lens_topk, watch_ids
 from ..record import Record
 from ..render import View
@@ -22,11 +23,11 @@ def layer_predictions(
 ) -> View | list:
     """See :meth:`ecco.output.OutputSeq.layer_predictions`."""
     head = output.lens_head()
-    check_layer(output, layer)
+    layer = check_layer(output, layer)
     vocab = head.vocab
-    if not isinstance(topk, int) or topk < 1 or (vocab is not None and topk > vocab):
-        raise ValueError(f"topk must be between 1 and the vocabulary size ({vocab}), got {topk!r}.")
+    topk = as_int(topk, "topk", 1, vocab, f"topk must be between 1 and the vocabulary size ({vocab}), got {topk!r}.")
     site = lens_site(output, position, sequence)
+    position = site.position
     hidden = block_hidden(output, sequence, [site.column])[:, 0]
     probs, ids = lens_topk(head, hidden, topk)
     chosen = chosen_ids(output, sequence, [site])
@@ -102,14 +103,15 @@ def rankings_watch(
     """See :meth:`ecco.output.OutputSeq.rankings_watch`."""
     head = output.lens_head()
     seq = output.check_sequence(sequence)
-    position = len(seq) - 1 if position == -1 else position
+    position = len(seq) - 1 if is_int(position) and position == -1 else position
     site = lens_site(output, position, sequence)
+    position = site.position
     vocab = head.vocab
 
     def split(text: str) -> list[int]:
         return output.link.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    ids = watch_ids(split, list(watch or []), vocab)
+    ids = watch_ids(split, [] if watch is None else list(watch), vocab)
     hidden = block_hidden(output, sequence, [site.column])
     stats = lens_stats(head, hidden, torch.tensor([ids]))
     ranks, probs = stats.ranks[:, 0], stats.probs[:, 0]

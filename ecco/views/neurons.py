@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import analysis, decomposition
 from ..access import activation_stack, check_position, select_activations
+from ..checks import as_int
 from ..record import Record
 from ..render import View
 from .tokens import title, token_entries
@@ -22,11 +23,10 @@ def top_neurons(
     record: Record, position: int, k: int = 10, sequence: int = 0, stack: str | None = None, printJson: bool = False
 ) -> View | list[dict]:
     """See :meth:`ecco.output.OutputSeq.top_neurons`."""
-    check_position(record, position, sequence)
+    position = check_position(record, position, sequence)
     name, acts, layers = _stack(record, stack)
     values = acts[sequence, :, :, position]  # (layers, neurons)
-    if not isinstance(k, int) or not 1 <= k <= values.size:
-        raise ValueError(f"k must be between 1 and {values.size}, got {k!r}.")
+    k = as_int(k, "k", 1, values.size, f"k must be between 1 and {values.size}, got {k!r}.")
     flat = np.argsort(values, axis=None)[::-1][:k]
     rows = [
         {"layer": layers[i // values.shape[1]], "neuron": int(i % values.shape[1]), "value": float(values.flat[i])}
@@ -47,10 +47,11 @@ def neuron_view(
     """See :meth:`ecco.output.OutputSeq.neuron_view`."""
     seq = record.check_sequence(sequence)
     name, acts, layers = _stack(record, stack)
+    layer = as_int(layer, "layer")
     if layer not in layers:
-        raise ValueError(f"layer={layer!r} was not captured; captured {name} layers: {layers}.")
-    if not isinstance(neuron, int) or not 0 <= neuron < acts.shape[2]:
-        raise ValueError(f"neuron={neuron!r} is out of range: layers have neurons 0..{acts.shape[2] - 1}.")
+        raise ValueError(f"layer={layer} was not captured; captured {name} layers: {layers}.")
+    wrong = f"neuron={neuron} is out of range: layers have neurons 0..{acts.shape[2] - 1}."
+    neuron = as_int(neuron, "neuron", 0, acts.shape[2] - 1, wrong)
     values = acts[sequence, layers.index(layer), neuron, : len(seq)].astype(float)
     if printJson:
         return values
@@ -65,7 +66,8 @@ def neuron_view(
 
 
 def _entries(record: Record, sequence: int) -> list[dict]:
-    return [{k: v for k, v in token.items() if k != "id"} | {"sequence": sequence} for token in token_entries(record, sequence)]
+    index = record.sequence_index(sequence)
+    return [{k: v for k, v in token.items() if k != "id"} | {"sequence": index} for token in token_entries(record, index)]
 
 
 def layer_similarity(
@@ -130,7 +132,7 @@ class FactorExplorer(decomposition.Decomposition):
         from ..render.plots import factors_figure
 
         values, labels = self.display_factors()
-        count = len(values) if n_components is None else min(n_components, len(values))
+        count = len(values) if n_components is None else min(as_int(n_components, "n_components", 1), len(values))
         return factors_figure(values[:count], labels[:count], self.tokens)
 
 

@@ -7,7 +7,7 @@ from ..render import View
 
 def title(record: Record, what: str, sequence: int | None = None) -> str:
     """A view's title: what it shows, the model, and the sequence when the output holds several."""
-    where = f" · sequence {sequence}" if sequence is not None and record.batch_size > 1 else ""
+    where = f" · sequence {int(sequence)}" if sequence is not None and record.batch_size > 1 else ""
     return f"{what} · {record.model_name}{where}"
 
 

@@ -26,25 +26,36 @@ class FFNRecorder:
 
     def __init__(self, spec: ModelSpec, layers: dict[str, list[int]], store_dtype: torch.dtype):
         self._targets = [
-            (stack, layer, spec.stacks[stack].ffn_out[layer])
+            (stack, layer, spec.stacks[stack].blocks[layer], spec.stacks[stack].ffn_out[layer])
             for stack, indices in layers.items()
             for layer in indices
         ]
         self._dtype = store_dtype
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._block_shape: tuple[int, ...] = ()
         self.chunks: dict[str, dict[int, list[torch.Tensor]]] = {
             stack: {layer: [] for layer in indices} for stack, indices in layers.items()
         }
 
+    def _block_input(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        """Note the (batch, positions) of the block's hidden states: some families (OPT) flatten
+        them to (batch * positions, hidden) before the FFN."""
+        hidden = args[0] if args and isinstance(args[0], torch.Tensor) else kwargs.get("hidden_states")
+        self._block_shape = tuple(hidden.shape[:2]) if isinstance(hidden, torch.Tensor) else ()
+
     def _hook(self, stack: str, layer: int):
         def record(module: nn.Module, args: tuple) -> None:
-            self.chunks[stack][layer].append(args[0].detach().to("cpu", self._dtype))
+            x = args[0].detach()
+            if x.dim() == 2 and len(self._block_shape) == 2:
+                x = x.view(*self._block_shape, x.shape[-1])
+            self.chunks[stack][layer].append(x.to("cpu", self._dtype))
 
         return record
 
     def __enter__(self) -> FFNRecorder:
         try:
-            for stack, layer, module in self._targets:
+            for stack, layer, block, module in self._targets:
+                self._handles.append(block.register_forward_pre_hook(self._block_input, with_kwargs=True))
                 self._handles.append(module.register_forward_pre_hook(self._hook(stack, layer)))
         except BaseException:
             self.remove()
@@ -97,6 +108,22 @@ def stitch_attention(
         rows, keys = step[0].shape[2], step[0].shape[3]
         out[:, :, :, row : row + rows, :keys] = torch.stack(list(step), dim=1).to("cpu", store_dtype)
         row += rows
+    return out
+
+
+def align_windowed_keys(steps: Sequence[Sequence[torch.Tensor]]) -> list[tuple[torch.Tensor, ...]]:
+    """Self-attention chunks of a KV-cached generation, each layer's keys made to cover every
+    position seen so far.
+
+    A sliding-window layer's cache holds only the last keys of the window, so its weights in a
+    step cover the last keys seen rather than all of them: they are put at the right end of
+    the row, with zeros (keys outside the window) before them.
+    """
+    seen = 0
+    out = []
+    for step in steps:
+        seen += step[0].shape[2]
+        out.append(tuple(nn.functional.pad(w, (seen - w.shape[-1], 0)) for w in step))
     return out
 
 

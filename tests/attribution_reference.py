@@ -42,11 +42,29 @@ CAPTUM = {
 
 
 def per_token_reference(model, embedding, kind: str, token_ids: list[int], n_input: int, method: str,
-                        foil: int | None = None, baselines: tuple[torch.Tensor, ...] | None = None) -> list[np.ndarray]:
+                        foil: int | None = None, baselines: tuple[torch.Tensor, ...] | None = None,
+                        n_steps: int = 50) -> list[np.ndarray]:
     """Signed per-source sums (raw scores) for every generated token, one captum call each.
 
     ``baselines`` (DeepLiftShap): per input, (count, positions, hidden) over the whole input,
-    cut to each prefix like the input; IG and DeepLift use zeros."""
+    cut to each prefix like the input; IG and DeepLift use zeros. ``n_steps``: IG's
+    Gauss-Legendre nodes."""
+    return [a.sum(-1).numpy() for a in per_token_attributions(model, embedding, kind, token_ids, n_input, method,
+                                                               foil, baselines, n_steps)]
+
+
+def normalised(attributions: list[torch.Tensor]) -> list[np.ndarray]:
+    """Ecco's scores of (sources, hidden) attributions: the L2 norm over the embedding divided
+    by its sum (the signed sum says little where every path to the logits goes through a
+    LayerNorm, whose gradient sums to zero over the hidden units)."""
+    return [(a.norm(dim=-1) / a.norm(dim=-1).sum()).numpy() for a in attributions]
+
+
+def per_token_attributions(model, embedding, kind: str, token_ids: list[int], n_input: int, method: str,
+                           foil: int | None = None, baselines: tuple[torch.Tensor, ...] | None = None,
+                           n_steps: int = 50) -> list[torch.Tensor]:
+    """Per generated token, captum's (sources, hidden) float64 attributions on its prefix
+    (encoder sources first); arguments as :func:`per_token_reference`."""
     ids = torch.tensor([token_ids])
     with torch.no_grad():
         embeds = embedding(ids).detach()
@@ -58,11 +76,13 @@ def per_token_reference(model, embedding, kind: str, token_ids: list[int], n_inp
         inputs = (embeds[:, :n_input], embeds[:, n_input:position]) if enc_dec else (embeds[:, :position],)
         inputs = tuple(x.clone().requires_grad_(True) for x in inputs)
         attributor, kwargs = CAPTUM[method](scorer)
+        if method == "ig":
+            kwargs["n_steps"] = n_steps
         if method in ("ig", "dl"):
             kwargs["baselines"] = tuple(torch.zeros_like(x) for x in inputs)
         if baselines is not None:
             kwargs["baselines"] = tuple(b[:, : x.shape[1]] for b, x in zip(baselines, inputs))
         result = attributor.attribute(inputs, **kwargs)
         result = result if isinstance(result, tuple) else (result,)
-        out.append(torch.cat([r[0] for r in result]).sum(-1).detach().double().numpy())
+        out.append(torch.cat([r[0] for r in result]).detach().double())
     return out

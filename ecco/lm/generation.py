@@ -15,7 +15,7 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput
 
 from ..attribution import check_methods, explain, generated_targets
-from ..capture import shift_left
+from ..capture import align_windowed_keys, shift_left
 from ..checks import as_int
 from ..output import OutputSeq
 from ..stream import NotebookStreamer, in_notebook
@@ -106,6 +106,8 @@ def _generate(lm: Core, prompts: list[list[int]], options: dict) -> OutputSeq:
         sequences, logits, recorder, steps = _decode(lm, batch, decoder, options)
     hidden["decoder"] = steps(hidden_fields["decoder"])
     attention.update({name: steps(field) for name, field in attention_fields.items() if name != "encoder"})
+    if lm.flags.attention:  # sliding-window layers give only the window's keys
+        attention["decoder"] = align_windowed_keys(attention["decoder"])
     recorders.append(recorder)
     captured = core.captures(lm, hidden, attention, recorders, batch.pads)
     generated = sequences[:, decoder.width :].cpu()

@@ -8,15 +8,25 @@ family, add one entry here (see docs/models.md).
 """
 from __future__ import annotations
 
+import transformers
+
 from .spec import ArchSpec, GateLayout, StackSpec
+
+_TRANSFORMERS_5 = int(transformers.__version__.split(".")[0]) >= 5
 
 _SWIGLU = (GateLayout("act_fn", "up_proj"),)
 _T5_GATE = (GateLayout("act", "wi_1"),)
 
 
 def _t5_scale(config: object) -> float:
-    """T5 with tied embeddings rescales the last hidden state by d_model^-0.5 before the head."""
-    return config.d_model**-0.5 if getattr(config, "tie_word_embeddings", False) else 1.0
+    """T5 rescales the last hidden state by d_model^-0.5 before the head: transformers 5 says so
+    in ``scale_decoder_outputs`` and ties every T5's embeddings (its mT5 never rescales);
+    transformers 4 rescaled exactly when the embeddings were tied."""
+    scaled = getattr(config, "scale_decoder_outputs", None)
+    if scaled is None:
+        mt5_in_5 = _TRANSFORMERS_5 and getattr(config, "model_type", None) == "mt5"
+        scaled = getattr(config, "tie_word_embeddings", False) and not mt5_in_5
+    return config.d_model**-0.5 if scaled else 1.0
 
 
 def _decoder_only(name: str, blocks: str, ffn_out: str, norm: str, **facts) -> ArchSpec:

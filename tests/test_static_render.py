@@ -19,6 +19,7 @@ import pytest
 
 from ecco.render import render_fragment, view_names
 from ecco.render.static import NOTE, RENDERERS, render_body, static_html
+from ecco.render.static.attention import TILE
 from ecco.render.static.html import display_text, fmt, pct
 from tests.browser.test_attention_views import head_data, model_data, neuron_data, softmax
 from tests.browser.test_attribution_view import attribution_data
@@ -219,7 +220,7 @@ def test_attention_model_pixels_are_the_weights() -> None:
     n_layers, n_heads, n_q, n_k = weights.shape
     strips = [png_pixels(p) for p in images(str(render_body("attention_model", data)), "ecco-s-att-layer")]
     assert len(strips) == n_layers
-    f = 40 // max(n_q, n_k)
+    f = TILE // max(n_q, n_k)
     for layer, strip in enumerate(strips):
         for h in range(n_heads):
             x = h * (n_k * f + 4)
@@ -272,3 +273,16 @@ def test_trajectory_charts_and_numbers() -> None:
     rows = table_rows(html, "ecco-s-traj-values")
     first = data["series"][0]["values"][0]
     assert [t for t, _ in rows[1][1:]] == [fmt(v) for v in first]
+
+
+def test_numpy_values_are_read_like_the_json_the_view_gets() -> None:
+    data = rankings_data()
+    as_numpy = dict(data, ranks=np.array(data["ranks"], dtype=np.int64), probs=np.array(data["probs"], dtype=np.float32))
+    rows = table_rows(render_fragment("rankings", as_numpy), "ecco-s-rankings")[1:]
+    assert [[int(t) for t, _ in row[1:]] for row in rows] == data["ranks"]
+
+
+def test_long_texts_are_capped_and_say_so() -> None:
+    tokens = [dict(TOKENS_DATA["tokens"][0], text=f" w{i}", position=i) for i in range(2500)]
+    html = str(render_body("tokens", dict(TOKENS_DATA, tokens=tokens)))
+    assert html.count('class="ecco-s-token"') == 2000 and "showing the first 2000 of 2500 tokens" in html

@@ -73,11 +73,13 @@ def _script_json(data: Any) -> str:
 def render_fragment(view: str, data: dict[str, Any], *, css: bool = True) -> str:
     """HTML fragment showing ``data`` with the JS view ``view``, for notebook output."""
     _check_view(view)
+    data_json = _script_json(data)
     return _env.get_template("fragment.html").render(
         view=view,
         root_id=f"ecco-{uuid.uuid4().hex}",
-        data_json=Markup(_script_json(data)),
-        static=static_html(view, data),
+        data_json=Markup(data_json),
+        # The static rendering reads the data exactly as the JS view will (plain JSON values).
+        static=static_html(view, json.loads(data_json)),
         css=Markup(_asset("ecco.css")) if css else None,
         js=Markup(_asset(_COMMON_JS) + "\n" + _asset(f"{view}.js")),
     )

@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 from .html import (
     BLUE,
     MUTED,
+    OUTLINE,
     at,
     bar,
     capped,
@@ -30,6 +31,7 @@ from .html import (
     legend,
     note,
     pct,
+    rgb,
     table,
     tint,
     tokens_line,
@@ -39,8 +41,8 @@ from .images import png_image, svg_image
 MAX_TOKENS = 64           # tokens per side in the head view and rows in the tables
 MAX_LINES = 1500          # lines drawn by the head view
 MIN_WEIGHT = 0.02
-PIXEL_BUDGET = 400_000    # pixels of all the model view's thumbnails together
-TILE, MIN_TILE, GAP = 40, 12, 4
+PIXEL_BUDGET = 250_000    # pixels of all the model view's thumbnails together
+TILE, MIN_TILE, GAP = 32, 12, 4
 HEAD_PALETTE = ((78, 121, 167), (242, 142, 43), (225, 87, 89), (89, 161, 79), (176, 122, 161),
                 (118, 183, 178), (237, 201, 72), (255, 157, 167), (156, 117, 95), (140, 140, 140))
 
@@ -128,7 +130,7 @@ def _lines_svg(w: np.ndarray, heads: list[int], queries: list[dict], keys: list[
                  f'stroke-opacity="{flat[j] / 255 * fade:.2f}" stroke-width="{0.8 + 2.2 * flat[j] / 255:.1f}"/>'
                  for j, q, k in zip(strong[i_head == i], qs[i_head == i], ks[i_head == i])]
         if lines:
-            body.append('<g stroke="rgb({}, {}, {})">'.format(*head_rgb(h)) + "".join(lines) + "</g>")
+            body.append(f'<g stroke="{rgb(head_rgb(h))}">' + "".join(lines) + "</g>")
     alt = "attention lines from queries (left) to keys (right)"
     picture = svg_image(Markup("".join(body)), left_w + mid + right_w, height, alt, "ecco-s-att-lines")
     return picture, len(strong), count
@@ -166,7 +168,7 @@ def render_attention_head(data: dict) -> Markup:
     picture, drawn, count = _lines_svg(w, heads, queries, keys)
     swatches = [el("span", {"style": css(display="inline-block", margin="0 8px 0 0")}, [
         el("span", {"style": css(display="inline-block", width="10px", height="10px", margin="0 3px 0 0",
-                                 background_color="rgb({}, {}, {})".format(*head_rgb(h)))}), f"head {h}"]) for h in heads]
+                                 background_color=rgb(head_rgb(h)))}), f"head {h}"]) for h in heads]
     layer_name = layers[li] if li < len(layers) else li
     return Markup("").join(p for p in (
         note(f"{_set_note(s)} \u00b7 layer {layer_name} \u00b7 {len(heads)} of {n_heads} heads \u00b7 "
@@ -277,7 +279,7 @@ def render_attention_neuron(data: dict) -> Markup:
     formula = f"score = q\u00b7k \u00d7 {fmt(1.0 if scale is None else scale)}" + (" + bias" if show_bias else "") + \
         ", weight = softmax(score)"
     picks = [chip(t.get("text", ""), None, f"position {t.get('position')}",
-                  css(outline="2px solid rgba(240, 120, 20, 0.9)") if i == selected else "") for i, t in enumerate(queries)]
+                  css(outline=OUTLINE) if i == selected else "") for i, t in enumerate(queries)]
     rows = []
     for j, tok in enumerate(keys[:MAX_TOKENS]):
         model = at(data.get("weights"), selected, j)

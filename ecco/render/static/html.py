@@ -16,9 +16,10 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-MUTED = "rgba(128, 128, 128, 0.95)"
-BORDER = "rgba(128, 128, 128, 0.45)"
-MONO = "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace"
+MUTED = "rgba(128,128,128,0.95)"
+BORDER = "rgba(128,128,128,0.45)"
+OUTLINE = "2px solid rgba(240,120,20,0.9)"  # the token a view is about
+MONO = "monospace"
 ORANGE, BLUE = (240, 120, 20), (45, 112, 230)
 _VIRIDIS = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
 _CONTROL = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -105,6 +106,11 @@ def _clamp(v: float) -> float:
     return min(1.0, max(0.0, v))
 
 
+def rgb(colour: Sequence[int]) -> str:
+    """A CSS colour of (r, g, b)."""
+    return "rgb({},{},{})".format(*colour)
+
+
 def viridis_rgb(v: float) -> tuple[int, ...]:
     """The viridis (r, g, b) of ``v`` in [0, 1] (clamped)."""
     pos = _clamp(v) * (len(_VIRIDIS) - 1)
@@ -115,7 +121,7 @@ def viridis_rgb(v: float) -> tuple[int, ...]:
 
 def viridis(v: float) -> str:
     """The viridis colour of ``v`` in [0, 1] (clamped), as the views' ``colorScale``."""
-    return "rgb({}, {}, {})".format(*viridis_rgb(v))
+    return rgb(viridis_rgb(v))
 
 
 def text_on(v: float) -> str:
@@ -126,7 +132,7 @@ def text_on(v: float) -> str:
 
 def tint(rgb: Sequence[int], v: float, top: float = 0.85) -> str:
     """``rgb`` with opacity ``top * v`` (``v`` clamped to [0, 1]): reads on light and dark themes."""
-    return f"rgba({rgb[0]}, {rgb[1]}, {rgb[2]}, {top * _clamp(v):.3f})"
+    return f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{top * _clamp(v):.3f})"
 
 
 def diverging(v: float | None, max_abs: float) -> str | None:
@@ -194,7 +200,7 @@ def bar(fraction: float, colour: str, width: str = "120px") -> Markup:
     fill = el("span", {"style": css(display="inline-block", height="9px", width=f"{100 * _clamp(fraction):.2f}%",
                                     background_color=colour, vertical_align="middle")})
     return el("span", {"style": css(display="inline-block", width=width, height="9px", vertical_align="middle", text_align="left",
-                                    background_color="rgba(128, 128, 128, 0.12)")}, fill)
+                                    background_color="rgba(128,128,128,0.12)")}, fill)
 
 
 def collapsed(summary: str, *body: Any) -> Markup:

@@ -7,14 +7,32 @@ from typing import Any
 
 from markupsafe import Markup
 
-from .html import BLUE, MUTED, at, capped, chip, collapsed, css, el, finite, fmt, legend, note, pct, table, text_on, tint, viridis
+from .html import (
+    BLUE,
+    MUTED,
+    OUTLINE,
+    at,
+    capped,
+    chip,
+    collapsed,
+    css,
+    el,
+    finite,
+    fmt,
+    legend,
+    note,
+    pct,
+    table,
+    text_on,
+    tint,
+    viridis,
+)
 from .images import caption, colour, line_chart
 
 CONTEXT_SHOWN = 12
 MAX_COLUMNS = 80    # rankings columns
 MAX_LAYERS = 200
 MAX_TABLE_TOKENS = 24   # trajectory values table
-ACTUAL = "2px solid rgba(240, 120, 20, 0.9)"
 
 
 def _list(value: Any) -> list:
@@ -43,7 +61,7 @@ def render_layer_predictions(data: dict) -> Markup:
         is_actual = actual_id is not None and c.get("id") == actual_id
         return el("span", {"class": "ecco-s-candidate", "style": css(
             display="inline-block", margin="1px 3px 1px 0", padding="0 3px", border_radius="3px",
-            background_color=tint(BLUE, p) if p is not None else None, outline=ACTUAL if is_actual else None),
+            background_color=tint(BLUE, p) if p is not None else None, outline=OUTLINE if is_actual else None),
             "title": f"rank {c.get('rank')} \u00b7 id {c.get('id')} \u00b7 p {pct(p, 2)}"}, [
             chip(c.get("text", ""), style=css(border="0", padding="0")), " ",
             el("span", {"style": css(font_size="11px")}, pct(p, 1))])

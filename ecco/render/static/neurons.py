@@ -31,7 +31,7 @@ def render_top_neurons(data: dict) -> Markup:
             return el("span", {"style": half}, fill)
         neg, pos = (fill, None) if v is not None and v < 0 else (None, fill)
         return Markup("").join((el("span", {"style": half + ";" + css(text_align="right")}, neg),
-                                el("span", {"style": half + ";" + css(border_left="1px solid rgb(128, 128, 128)")}, pos)))
+                                el("span", {"style": half + ";" + css(border_left="1px solid rgb(128,128,128)")}, pos)))
 
     def name(n: dict) -> str:
         layer, neuron = n.get("layer"), n.get("neuron")

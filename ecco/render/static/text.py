@@ -10,6 +10,8 @@ from markupsafe import Markup
 from .html import (
     BLUE,
     MUTED,
+    ORANGE,
+    OUTLINE,
     at,
     bar,
     capped,
@@ -22,6 +24,7 @@ from .html import (
     legend,
     note,
     pct,
+    rgb,
     signed,
     swatch,
     table,
@@ -30,10 +33,10 @@ from .html import (
 )
 from .images import sparkline
 
-MAX_TOKENS = 4000   # tokens drawn as text
+MAX_TOKENS = 2000   # tokens drawn as text
 MAX_TARGETS = 100   # rows of the attribution "every target" table
 TOP_SOURCES = 10
-INPUT_BG, OUTPUT_BG = "rgba(128, 128, 128, 0.1)", "rgba(45, 112, 230, 0.18)"
+INPUT_BG, OUTPUT_BG = "rgba(128,128,128,0.1)", "rgba(45,112,230,0.18)"
 NMF_PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
                (23, 190, 207), (227, 119, 194), (188, 189, 34), (140, 86, 75), (90, 70, 220))
 
@@ -125,7 +128,7 @@ def render_attribution(data: dict) -> Markup:
     def chip_of(p: int, tok: dict) -> Markup:
         v = value.get(p)
         if p == target:
-            return chip(tok.get("text", ""), None, f"target, position {p}", css(outline="2px solid rgba(240, 120, 20, 0.9)"))
+            return chip(tok.get("text", ""), None, f"target, position {p}", css(outline=OUTLINE))
         if p > target:
             return chip(tok.get("text", ""), None, f"position {p}", css(opacity="0.45"))
         shade = tint(BLUE, v / top) if v is not None and top > 0 and v > 0 else None
@@ -187,7 +190,7 @@ def render_neuron(data: dict) -> Markup:
 
     header = " \u00b7 ".join(s for s in (_name(data), str(data.get("stack") or "")) if s)
     breaks = [i for i in range(1, len(tokens)) if tokens[i].get("sequence") != tokens[i - 1].get("sequence")]
-    spark = sparkline(values, "rgb(240, 120, 20)", breaks, width=min(720, max(176, 8 * len(values))), height=40,
+    spark = sparkline(values, rgb(ORANGE), breaks, width=min(720, max(176, 8 * len(values))), height=40,
                       signed=True, alt=f"{header}: activation over {len(values)} tokens") if values else None
     strongest = [(i, v) for i, v in enumerate(values) if v is not None]
     summary = []
@@ -239,10 +242,10 @@ def render_nmf(data: dict) -> Markup:
     breaks = [i for i in range(1, len(tokens)) if tokens[i].get("sequence") != tokens[i - 1].get("sequence")]
     factors = [el("div", {"class": "ecco-s-factor", "style": css(display="inline-block", vertical_align="top",
                                                                     margin="0 14px 6px 0")}, [
-        el("div", {"style": css(font_size="12px")}, [swatch("rgb({}, {}, {})".format(*nmf_rgb(k))), label(k), " ",
+        el("div", {"style": css(font_size="12px")}, [swatch(rgb(nmf_rgb(k))), label(k), " ",
                                                      el("span", {"style": css(color=MUTED)},
                                                         f"max {fmt(peak[k], 3)}" if peak[k] > 0 else "all zero")]),
-        sparkline(row, "rgb({}, {}, {})".format(*nmf_rgb(k)), breaks, alt=f"{label(k)} over the tokens"),
+        sparkline(row, rgb(nmf_rgb(k)), breaks, alt=f"{label(k)} over the tokens"),
     ]) for k, row in enumerate(values)]
 
     def chip_of(i: int, tok: dict) -> Markup:

@@ -6,7 +6,7 @@ file's string metadata holds ``ecco`` = a JSON document with the format version,
 name and kind, layer counts, the activation layer numbers and, per sequence, its token ids,
 readable tokens and flags. Attributions are stored per method as ``attribution.<method>.values``
 and ``.raw`` (sequences, targets, sources) float64 tensors padded with NaN, plus
-``.completeness`` when the method reports it; their targets, label, score, steps and foil are
+``.completeness`` when the method reports it; their targets, label, score (explained and asked), steps and foil are
 in the metadata. Arrays come back bit-exactly, in their stored dtype.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ def save(output: Record, path: str | Path) -> Path:
         "sequences": [asdict(s) for s in output.sequences],
         "attributions": {
             name: {"label": r.label, "score": r.score, "targets": r.targets, "n_steps": r.n_steps,
-                   "foil_ids": r.foil_ids, "foil_text": r.foil_text}
+                   "foil_ids": r.foil_ids, "foil_text": r.foil_text, "asked_score": r.asked_score}
             for name, r in output.attributions.items()
         },
     }
@@ -131,4 +131,5 @@ def _attribution(name: str, info: dict, tensors: dict[str, torch.Tensor]) -> Att
         n_steps=info["n_steps"],
         foil_ids=info["foil_ids"],
         foil_text=info["foil_text"],
+        asked_score=info.get("asked_score"),
     )

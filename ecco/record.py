@@ -6,13 +6,17 @@ it does no analysis and shows nothing (views live in :mod:`ecco.views`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import get_args
 
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from .attribution import AttributionResult
+from .attribution import AttributionResult, Target, explain, generated_targets
+from .attribution.problem import Score
+from .attribution.registry import get_method
 from .checks import as_int
 from .layout import Layout
 from .lens import LensHead
@@ -31,6 +35,7 @@ class ModelLink:
     lens: LensHead | None
     lens_error: str | None = None
     runner: Runner | None = None
+    progress: bool = True  # attribution computed on demand shows a progress bar (the LM's ``verbose``)
 
     @property
     def model(self) -> nn.Module | None:
@@ -41,6 +46,13 @@ class ModelLink:
     def spec(self) -> ModelSpec | None:
         """The live model's resolved spec, if this output still has it."""
         return None if self.runner is None else self.runner.spec
+
+
+class MissingAttributionError(ValueError, KeyError):
+    """Attributions that an output does not hold and cannot compute (a ValueError; a KeyError too,
+    so that ``output.attribution.get(method)`` returns None)."""
+
+    __str__ = BaseException.__str__  # KeyError's would quote the message
 
 
 @dataclass
@@ -134,11 +146,11 @@ class Record:
         return len(self.sequences)
 
     @property
-    def attribution(self) -> dict[str, list]:
+    def attribution(self) -> AttributionValues:
         """Ecco's view of attributions: per method, one normalised array per explained token
-        (for a batch, one such list per sequence). Details: ``attributions[method]``."""
-        single = self.batch_size == 1
-        return {name: (r.values[0] if single else r.values) for name, r in self.attributions.items()}
+        (for a batch, one such list per sequence). Details: ``attributions[method]``. Asking for
+        a method not computed yet computes it with the live model (see :meth:`attribution_result`)."""
+        return AttributionValues(self)
 
     @property
     def decoder_hidden_states(self) -> torch.Tensor | None:
@@ -184,6 +196,62 @@ class Record:
         return Layout(self.kind, len(seq), seq.n_input_tokens)
 
     # ------------------------------------------------------------- live model
+    def attribution_result(self, method: str) -> AttributionResult:
+        """The attributions of ``method``. When this output does not hold them yet but still has
+        its live model, they are computed now, with the same numbers as ``attribution=[method]``
+        when the output was made (the same targets, foils and score, default options), and kept
+        in ``attributions``; without the model, a clear error."""
+        if method in self.attributions:
+            return self.attributions[method]
+        try:
+            get_method(method)
+        except ValueError as error:
+            raise MissingAttributionError(str(error)) from None
+        if self.link is None or self.link.runner is None:
+            available = ", ".join(self.attributions) or "none"
+            raise MissingAttributionError(
+                f"No {method!r} attributions in this output (available: {available}), and it has no live model "
+                f"to compute them: read it with ecco.load(path, lm=lm), or compute them with "
+                f"lm.generate(..., attribution=[{method!r}]) or lm.attribute(prompt, target, attribution=[{method!r}])."
+            )
+        sequences, score = self._attribution_plan()
+        result = explain(self.link.runner, sequences, [method], score=score, progress=self.link.progress)[method]
+        if result.foil_ids:
+            result.foil_text = next(r.foil_text for r in self.attributions.values())
+        self.attributions[method] = result
+        return result
+
+    def _attribution_plan(self) -> tuple[list[tuple[list[int], int, Target]], Score]:
+        """What new attributions explain: the targets (and foils) of the attributions this output
+        holds, else every generated token (as ``lm.generate`` does); and the score they explained."""
+        if not self.kind.generates:
+            raise ValueError(
+                f"This output of a masked model ({self.model_name}) comes from a forward pass: no token was "
+                "generated, so there is nothing to attribute. Input attribution explains the tokens a causal "
+                "or encoder-decoder model generates (lm.generate or lm.attribute)."
+            )
+        known = next(iter(self.attributions.values()), None)
+        # The score asked for; files saved before results kept it: any method but LRP (which reports
+        # the logit it explains) explains the score asked.
+        asked = [r.asked_score for r in self.attributions.values() if r.asked_score in get_args(Score)] or [
+            r.score for r in self.attributions.values() if r.method != "lrp" and r.score in get_args(Score)
+        ]
+        sequences = []
+        for index, seq in enumerate(self.sequences):
+            target = generated_targets(self.kind, seq.token_ids, seq.n_input_tokens)
+            if known is not None:
+                layout = self.layout(index)
+                positions = known.targets[index]
+                foils = known.foil_ids[index] if known.foil_ids else None
+                target = Target([layout.predicting_column(p) for p in positions], [seq.token_ids[p] for p in positions], foils)
+            if not target.positions:
+                raise ValueError(
+                    f"Sequence {index} of this output has no generated tokens to attribute (lm(text) only reads the "
+                    "text): use lm.generate(text, attribution=[...]) or lm.attribute(prompt, target)."
+                )
+            sequences.append((seq.token_ids, seq.n_input_tokens, target))
+        return sequences, asked[0] if asked else "prob"
+
     def lens_head(self) -> LensHead:
         """The model's lens head, with a clear error when this record has none."""
         if self.link is None:
@@ -209,3 +277,28 @@ class Record:
     def mask_token_id(self) -> int | None:
         """The tokenizer's mask token id, if any."""
         return self.link.tokenizer.mask_token_id if self.link else None
+
+
+class AttributionValues(Mapping):
+    """``output.attribution``: per method, Ecco's normalised values (one array per explained token;
+    for a batch, one list per sequence). Lists the methods computed so far; asking for another
+    computes it when the output still has its live model (:meth:`Record.attribution_result`)."""
+
+    def __init__(self, record: Record) -> None:
+        self._record = record
+
+    def __getitem__(self, method: str) -> list:
+        values = self._record.attribution_result(method).values
+        return values[0] if self._record.batch_size == 1 else values
+
+    def __contains__(self, method: object) -> bool:
+        return method in self._record.attributions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._record.attributions))
+
+    def __len__(self) -> int:
+        return len(self._record.attributions)
+
+    def __repr__(self) -> str:
+        return f"AttributionValues(computed={list(self)})"

@@ -50,6 +50,7 @@ class AttributionResult:
     n_steps: list[int] | None = None
     foil_ids: list[list[int]] | None = None
     foil_text: list[str] | None = None
+    asked_score: str | None = None  # the score asked for; ``score`` is the one explained (LRP: the logit)
 
     def word_values(self, sequence: int, continues_word: Sequence[bool], raw: bool = False) -> list[np.ndarray]:
         """Per target, the scores summed over the sub-word pieces of each source word."""
@@ -149,6 +150,7 @@ def explain(
                 completeness_error=None if any(e is None for e in errors) else errors,
                 n_steps=None if any(n is None for n in steps) else steps,
                 foil_ids=[t.foil_ids for _, _, t in sequences] if sequences and sequences[0][2].foil_ids else None,
+                asked_score=score,
             )
     finally:
         bar.close()

@@ -35,8 +35,8 @@ class Core:
         self.model_name = model_name or getattr(model.config, "name_or_path", "") or type(model).__name__
         self.spec: ModelSpec = resolve(model, flags.model_config)
         self.runner = Runner(model, self.spec)
-        self.flags = flags
         self.link = _link(self.runner, tokenizer)
+        self.flags = flags
         self.inputs = Inputs(self.runner, tokenizer)
 
     @property
@@ -47,6 +47,7 @@ class Core:
     @flags.setter
     def flags(self, flags: CaptureFlags) -> None:
         self.activation_layers = flags.layers(self.spec, self.model_name)
+        self.link.progress = flags.verbose  # attributions computed later by an output show progress as verbose says
         self._flags = flags
 
     @property

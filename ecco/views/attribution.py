@@ -12,15 +12,9 @@ from .tokens import title, tokens_data
 
 
 def attribution_result(record: Record, attr_method: str) -> AttributionResult:
-    """The attributions of one method, with a clear error when they were not computed."""
-    if attr_method not in record.attributions:
-        available = ", ".join(record.attributions) or "none"
-        raise ValueError(
-            f"No {attr_method!r} attributions in this output (available: {available}). Compute them with "
-            f"lm.generate(..., attribution=[{attr_method!r}]) or lm.attribute(prompt, target, "
-            f"attribution=[{attr_method!r}])."
-        )
-    return record.attributions[attr_method]
+    """The attributions of one method: computed now if the output still has its live model,
+    with a clear error otherwise (see :meth:`ecco.record.Record.attribution_result`)."""
+    return record.attribution_result(attr_method)
 
 
 def _hidden_positions(record: Record, sequence: int, ignore_tokens: list[int | str] | None) -> set[int]:

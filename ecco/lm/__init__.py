@@ -18,6 +18,7 @@ from ..output import OutputSeq
 from . import forced, forward, generation
 from .core import Core
 from .flags import CaptureFlags
+from .inputs import Prompts
 
 __all__ = ["LM", "CaptureFlags"]
 
@@ -75,7 +76,7 @@ class LM(Core):
 
     def generate(
         self,
-        input_str: str | Sequence[str],
+        input_str: Prompts,
         generate: int | None = None,
         max_length: int | None = None,
         do_sample: bool | None = False,
@@ -88,6 +89,10 @@ class LM(Core):
         **generate_kwargs,
     ) -> OutputSeq:
         """Generate a continuation of one prompt or a batch, capturing the model's internals.
+
+        A prompt is a text or its token ids (a list, or a 1-d tensor / NumPy array, used as given:
+        include the special tokens the tokenizer would add); a batch is a list of prompts or a 2-d
+        id tensor / array.
 
         Uses transformers' ``generate`` with the KV cache; activations, hidden states and
         attention are captured during generation (beam search: one teacher-forced pass over
@@ -103,20 +108,20 @@ class LM(Core):
             self, input_str, generate, max_length, beam_size, attribution, attribution_options, sampling, generate_kwargs
         )
 
-    def __call__(self, inputs: str | Sequence[str] | Mapping, text_pair: str | Sequence[str] | None = None) -> OutputSeq:
+    def __call__(self, inputs: Prompts | Mapping, text_pair: str | Sequence[str] | None = None) -> OutputSeq:
         """Run one forward pass (no generation) and capture, e.g. for encoders such as BERT.
 
-        ``inputs`` is a text, a list of texts, or the tokenizer's output (Ecco's
-        ``lm(lm.tokenizer([text], return_tensors='pt'))``). ``text_pair`` makes sentence
-        pairs for encoders.
+        ``inputs`` is a text, a list of texts, token ids (as :meth:`generate` takes them), or the
+        tokenizer's output (Ecco's ``lm(lm.tokenizer([text], return_tensors='pt'))``).
+        ``text_pair`` makes sentence pairs of texts for encoders.
         """
         return forward.call(self, inputs, text_pair)
 
     def attribute(
         self,
-        prompt: str | Sequence[str],
-        target: str | Sequence[str],
-        foil: str | Sequence[str] | None = None,
+        prompt: Prompts,
+        target: Prompts,
+        foil: Prompts | None = None,
         attribution: Sequence[str] | str = ("grad_x_input",),
         score: str = "prob",
         **options,
@@ -127,7 +132,8 @@ class LM(Core):
         with the ``score`` ('prob' as in Ecco, 'logprob' or 'logit'). With ``foil`` the
         attribution is contrastive (Yin & Neubig 2022): it explains log p(target) - log p(foil)
         at the first token where target and foil differ (their common prefix is teacher-forced).
-        Lists of prompts / targets / foils make a batch. ``options`` set
+        Lists of prompts / targets / foils make a batch. Each may be token ids instead of text
+        (as :meth:`generate` takes them; targets and foils without special tokens). ``options`` set
         :class:`~ecco.attribution.Options` (``n_steps``, ``internal_batch_size``, ...).
         """
         return forced.attribute(self, prompt, target, foil, attribution, score, options)

@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from ..attribution import Options
-from ..checks import as_int
+from ..checks import as_int, as_ints, is_int
 from ..models.kinds import Kind
 from ..models.spec import ModelSpec
 from ..runner import Runner
 
 _DEFAULT_NEW_TOKENS = 8
+# A text, token ids (a list, a 1-d tensor or array), or a batch of either (a list, a 2-d tensor or array).
+Prompts = str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]] | torch.Tensor | np.ndarray
 
 
 @dataclass
@@ -50,32 +53,46 @@ class Inputs:
                 f"{what} {length} tokens, longer than the model's context window of {context} tokens. Shorten the text."
             )
 
-    def encode(self, texts: str | Sequence[str]) -> list[list[int]]:
-        """Token ids (with special tokens) of a text or a non-empty list of texts."""
-        batch = [texts] if isinstance(texts, str) else list(texts)
+    def encode(self, texts: Prompts) -> list[list[int]]:
+        """Token ids of a text or a non-empty list of texts (tokenised with special tokens), or of
+        prompts given as token ids (used as they are; see :func:`prompt_items`)."""
+        batch, _ = prompt_items(texts)
         if not batch:
-            raise ValueError("No input text given: pass a string or a non-empty list of strings.")
+            raise ValueError("No input text given: pass a string or a non-empty list of strings (or token ids).")
         encoded = []
         for index, text in enumerate(batch):
-            if not isinstance(text, str) or not text.strip():
+            if isinstance(text, str) and not text.strip():
                 raise ValueError(f"Input text {index} is empty: give the model some text to read.")
-            ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
+            ids = self.tokenizer(text, add_special_tokens=True)["input_ids"] if isinstance(text, str) else text
+            self._check_ids(ids, f"Input {index}")
             self._check_fits(len(ids), f"Input text {index} is")
-            encoded.append(ids)
+            encoded.append(list(ids))
         return encoded
 
-    def continuations(self, texts: str | Sequence[str], count: int, what: str) -> list[list[int]]:
-        """Token ids of target / foil texts, one per prompt, without special tokens."""
-        texts = [texts] * count if isinstance(texts, str) else list(texts)
-        if len(texts) != count:
-            raise ValueError(f"Got {len(texts)} {what}s for {count} prompts; give one {what} per prompt.")
+    def continuations(self, texts: Prompts, count: int, what: str) -> list[list[int]]:
+        """Token ids of target / foil texts (without special tokens) or token ids, one per prompt
+        (one text or id list is used for every prompt)."""
+        items, single = prompt_items(texts)
+        items = items * count if single else items
+        if len(items) != count:
+            raise ValueError(f"Got {len(items)} {what}s for {count} prompts; give one {what} per prompt.")
         out = []
-        for text in texts:
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] if isinstance(text, str) else []
+        for text in items:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] if isinstance(text, str) else text
             if not ids:
                 raise ValueError(f"The {what} {text!r} tokenizes to nothing: give a non-empty continuation.")
+            self._check_ids(ids, f"The {what}")
             out.append(list(ids))
         return out
+
+    def _check_ids(self, ids: list[int], what: str) -> None:
+        """Token ids given by the user must exist in the model's vocabulary."""
+        if not ids:
+            raise ValueError(f"{what} has no token ids: give at least one token.")
+        vocab = self.runner.model.get_input_embeddings().weight.shape[0]
+        bad = [i for i in ids if not 0 <= i < vocab]
+        if bad:
+            raise ValueError(f"{what} has token ids {bad[:5]} outside the model's vocabulary 0..{vocab - 1}.")
 
     def check_context(self, length: int, what: str) -> None:
         """A causal sequence of ``length`` tokens must fit the context window."""
@@ -110,13 +127,15 @@ class Inputs:
         return Batch(ids.to(device), mask.to(device), [len(s) for s in sequences], pads)
 
     def forward_inputs(
-        self, inputs: str | Sequence[str] | Mapping, text_pair: str | Sequence[str] | None
+        self, inputs: Prompts | Mapping, text_pair: str | Sequence[str] | None
     ) -> dict[str, torch.Tensor]:
-        """The tensors of ``lm(inputs, text_pair)``: from texts (sentence pairs for encoders) or
-        from a tokenizer's output."""
+        """The tensors of ``lm(inputs, text_pair)``: from texts (sentence pairs for encoders), token
+        ids or a tokenizer's output."""
         if isinstance(inputs, Mapping):
             return _tokenizer_output(inputs)
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        texts, _ = prompt_items(inputs)
+        if not all(isinstance(text, str) for text in texts):
+            return self._id_inputs(inputs, text_pair)
         pairs = None if text_pair is None else ([text_pair] if isinstance(text_pair, str) else list(text_pair))
         self.encode(texts)
         if pairs is not None:
@@ -134,6 +153,43 @@ class Inputs:
         encoding = self.tokenizer(texts, pairs, padding=True, return_tensors="pt")
         self._check_fits(encoding["input_ids"].shape[1], "The input is")
         return dict(encoding)
+
+    def _id_inputs(self, inputs: Prompts, text_pair: object) -> dict[str, torch.Tensor]:
+        """The tensors of ``lm(token ids)``: the ids as given, right-padded, with the segment ids a
+        tokenizer gives one text (all 0) where the model reads them."""
+        if text_pair is not None:
+            raise ValueError(
+                "text_pair pairs texts: give both sentences as text, or pass the pair's token ids and "
+                "token_type_ids as a tokenizer output (lm(lm.tokenizer(a, b, return_tensors='pt')))."
+            )
+        batch = self.pad(self.encode(inputs), left=False)
+        encoding = {"input_ids": batch.ids.cpu(), "attention_mask": batch.mask.cpu()}
+        if "token_type_ids" in self.tokenizer.model_input_names:
+            encoding["token_type_ids"] = torch.zeros_like(encoding["input_ids"])
+        return encoding
+
+
+def prompt_items(prompts: Prompts) -> tuple[list[str | list[int]], bool]:
+    """The prompts of a call, each a text or a list of token ids, and whether one was given.
+
+    One prompt is a string, a list of token ids or a 1-d integer tensor / NumPy array; a batch is
+    a list of those, or a 2-d integer tensor / array (one prompt per row, taken whole)."""
+    if isinstance(prompts, str):
+        return [prompts], True
+    if isinstance(prompts, (torch.Tensor, np.ndarray)):
+        if prompts.ndim not in (1, 2):
+            raise ValueError(f"Token ids must be 1-d (one prompt) or 2-d (a batch), got shape {tuple(prompts.shape)}.")
+        if prompts.ndim == 1:
+            return [as_ints(prompts, "token ids")], True
+        return [as_ints(row, f"token ids of row {i}") for i, row in enumerate(prompts)], False
+    if isinstance(prompts, Mapping):
+        raise ValueError("A tokenizer output is read by lm(inputs); pass its input_ids here.")
+    if is_int(prompts) or not isinstance(prompts, Sequence):
+        raise ValueError(f"Give a text, a list of texts or token ids (a list, or a 1-d / 2-d tensor), got {prompts!r}.")
+    items = list(prompts)
+    if items and all(is_int(i) for i in items):
+        return [as_ints(items, "token ids")], True
+    return [item if isinstance(item, str) else as_ints(item, f"prompt {i}") for i, item in enumerate(items)], False
 
 
 def _tokenizer_output(inputs: Mapping) -> dict[str, torch.Tensor]:

@@ -82,8 +82,7 @@ def test_shapes_follow_ecco_layout(arch, tokenizer):
     seq = output.sequences[0]
     n_generated = len(seq) - seq.n_input_tokens - (1 if output.kind == "enc-dec" else 0)
     assert 1 <= n_generated <= 4
-    assert output.token_probs.shape == (1, n_generated)
-    assert torch.all((output.token_probs > 0) & (output.token_probs <= 1))
+    assert output.token_probs.shape == output.token_entropy.shape == (1, n_generated)  # values: test_references
 
 
 @pytest.mark.parametrize("arch", tiny.CAUSAL + tiny.ENC_DEC)
@@ -119,7 +118,6 @@ def test_beam_search_captures_returned_sequence(arch, tokenizer):
     lm = _lm(arch, tokenizer)
     output = lm.generate(PROMPTS[0], generate=4, beam_size=3)
     _assert_matches_reference(lm, arch, output, 0)
-    assert torch.isfinite(output.token_probs).all()
 
 
 def test_sampling_is_captured_while_generating(tokenizer):
@@ -129,14 +127,24 @@ def test_sampling_is_captured_while_generating(tokenizer):
     _assert_matches_reference(lm, "llama", output, 0)
 
 
-def test_float16_storage(tokenizer):
-    lm32 = _lm("gpt2", tokenizer)
-    lm16 = _lm("gpt2", tokenizer, store_dtype="float16")
-    out32, out16 = lm32.generate(PROMPTS[0], generate=3), lm16.generate(PROMPTS[0], generate=3)
-    assert out16.activations["decoder"].dtype == np.float16
-    assert out16.hidden_states["decoder"].dtype == torch.float16
-    assert out16.attention["decoder"].dtype == torch.float16
-    np.testing.assert_allclose(out16.activations["decoder"], out32.activations["decoder"], atol=2e-3, rtol=2e-3)
+@pytest.mark.parametrize("arch", ["gpt2", "t5"])
+def test_float16_storage(arch, tokenizer):
+    """float16 storage rounds the very float32 values a float32 run stores, in every array."""
+    out32 = _lm(arch, tokenizer).generate(PROMPTS, generate=3)
+    out16 = _lm(arch, tokenizer, store_dtype="float16").generate(PROMPTS, generate=3)
+    assert [s.token_ids for s in out16.sequences] == [s.token_ids for s in out32.sequences]
+    stacks = ("encoder", "decoder") if arch == "t5" else ("decoder",)
+    assert set(out16.activations) == set(out16.hidden_states) == set(stacks)
+    assert set(out16.attention) == ({"encoder", "decoder", "cross"} if arch == "t5" else {"decoder"})
+    for stack in stacks:
+        assert out16.activations[stack].dtype == np.float16
+        np.testing.assert_array_equal(out16.activations[stack], out32.activations[stack].astype(np.float16))
+        assert out16.hidden_states[stack].dtype == torch.float16
+        assert torch.equal(out16.hidden_states[stack], out32.hidden_states[stack].half())
+    for name, weights in out16.attention.items():
+        assert weights.dtype == torch.float16
+        assert torch.equal(weights, out32.attention[name].half())
+    assert out16.token_probs.dtype == out32.token_probs.dtype == torch.float32  # computed, not stored captures
 
 
 def test_activation_layer_selection_is_numeric(tokenizer):

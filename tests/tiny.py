@@ -5,7 +5,7 @@ import functools
 
 import torch
 import transformers as tf
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 CORPUS = [
     "the quick brown fox jumps over the lazy dog.",
@@ -28,6 +28,20 @@ def tokenizer() -> tf.PreTrainedTokenizerFast:
     bpe.train_from_iterator(CORPUS, trainer)
     return tf.PreTrainedTokenizerFast(
         tokenizer_object=bpe, pad_token="<pad>", eos_token="</s>", bos_token="<s>", mask_token="<mask>"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def pair_tokenizer() -> tf.PreTrainedTokenizerFast:
+    """The same BPE as a BERT-style tokenizer: [CLS] a [SEP] b [SEP], with token type ids."""
+    bpe = Tokenizer.from_str(tokenizer().backend_tokenizer.to_str())
+    cls, sep = (bpe.token_to_id(t) for t in ("[CLS]", "[SEP]"))
+    bpe.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    return tf.PreTrainedTokenizerFast(
+        tokenizer_object=bpe, pad_token="<pad>", mask_token="<mask>", cls_token="[CLS]", sep_token="[SEP]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
     )
 
 

@@ -8,7 +8,7 @@ import torch
 import ecco
 from ecco.attribution import METHODS
 from tests import tiny
-from tests.attribution_reference import per_token_reference
+from tests.attribution_reference import normalised, per_token_attributions, per_token_reference
 from tests.conftest import hook_count
 
 ALL_METHODS = ["grad_x_input", "saliency", "ig", "dl", "dls", "gb", "gg", "deconv", "lrp"]
@@ -54,9 +54,13 @@ def test_guided_rules_equal_captum_on_relu_models(arch, method, tokenizer):
     lm = _lm(arch, tokenizer, **overrides)
     output = lm.generate("the quick brown fox", generate=3, attribution=[method], min_new_tokens=3)
     seq = output.sequences[0]
-    reference = per_token_reference(lm.model, lm.spec.embeddings, output.kind, seq.token_ids, seq.n_input_tokens,
-                                    method)
-    _close(output.attributions[method].raw[0], reference)
+    reference = per_token_attributions(lm.model, lm.spec.embeddings, output.kind, seq.token_ids, seq.n_input_tokens,
+                                       method)
+    # Ecco's normalised scores: the signed sums of a gradient into a LayerNorm (GPT-2) are zero
+    # up to rounding over the hidden units, so they would compare rounding noise.
+    _close(output.attributions[method].values[0], normalised(reference))
+    if arch == "t5":  # RMSNorm does not centre: the signed sums carry signal
+        _close(output.attributions[method].raw[0], [r.sum(-1).numpy() for r in reference])
 
 
 def test_guided_backprop_changes_smooth_activations(tokenizer):
@@ -78,22 +82,25 @@ def test_grad_x_input_equals_hand_written_autograd(tokenizer):
         contribution = (grad * emb)[0].detach()
         np.testing.assert_allclose(output.attributions["grad_x_input"].raw[0][k], contribution.sum(-1).numpy(), atol=1e-6)
         norms = contribution.norm(dim=-1)
-        np.testing.assert_allclose(output.attributions["grad_x_input"].values[0][k], (norms / norms.sum()).numpy(),
-                                   atol=1e-5)
-        assert abs(output.attribution["grad_x_input"][k].sum() - 1) < 1e-6
+        np.testing.assert_allclose(output.attribution["grad_x_input"][k], (norms / norms.sum()).numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama", "t5", "bart"])
 def test_every_method_runs_on_every_generative_family(arch, tokenizer):
+    """Every method on a batch: each item's numbers are those of the item run alone."""
     lm = _lm(arch, tokenizer)
     output = lm.generate(["the quick brown fox", "hello"], generate=3, attribution=ALL_METHODS, min_new_tokens=3)
+    alone = lm.generate("hello", generate=3, attribution=ALL_METHODS, min_new_tokens=3)
+    assert alone.sequences[0].token_ids == output.sequences[1].token_ids
     for method in ALL_METHODS:
         result = output.attributions[method]
         for item, seq in enumerate(output.sequences):
             assert len(result.values[item]) == 3
-            for target, values in zip(result.targets[item], result.values[item]):
-                assert len(values) == target
-                assert np.isfinite(values).all() and abs(values.sum() - 1) < 1e-6
+            for target, values, raw in zip(result.targets[item], result.values[item], result.raw[item]):
+                assert len(values) == len(raw) == target and np.isfinite(raw).all()
+        for mine, single in zip(result.values[1] + result.raw[1], alone.attributions[method].values[0]
+                                + alone.attributions[method].raw[0]):
+            np.testing.assert_allclose(mine, single, rtol=1e-4, atol=1e-9 + 1e-4 * np.abs(single).max())
 
 
 @pytest.mark.parametrize("arch", ["llama", "t5"])
@@ -213,7 +220,6 @@ def test_primary_attributions_data(tokenizer):
     assert data["tokens"][0]["hidden"] and not data["tokens"][1]["hidden"]
     assert data["probs"] == pytest.approx(output.token_probs[0].tolist())
     assert len(data["completeness"]) == 3
-    assert output.attributions["ig"].values[0][0][0] > 0  # hiding does not change the data
-    with pytest.raises(ValueError, match="No 'dl' attributions.*available: ig"):
-        output.primary_attributions(attr_method="dl")
+    # Hiding a token does not change the data (the view hides it).
+    assert all(np.array_equal(shown, kept) for shown, kept in zip(data["attributions"], output.attributions["ig"].values[0]))
     assert output.saliency(attr_method="ig", printJson=True)["method"] == "ig"

@@ -43,11 +43,28 @@ def test_nmf_recovers_known_factors():
     assert corr[rows, cols].min() > 0.95 and error < 0.05
 
 
+def _tokens_as_columns(output) -> np.ndarray:
+    """(captured layers x neurons, tokens of every sequence), written out by hand."""
+    acts = output.activations["decoder"]
+    return np.concatenate([acts[s, :, :, :n].reshape(-1, n) for s, n in enumerate(output.lengths)], axis=1).astype(float)
+
+
+def _relative_svd_error(data: np.ndarray, rank: int) -> float:
+    """Eckart-Young: the smallest relative error of any rank-``rank`` approximation."""
+    singular = np.linalg.svd(data, compute_uv=False)
+    return float(np.sqrt((singular[rank:] ** 2).sum()) / np.linalg.norm(data))
+
+
 def test_run_nmf_matches_ecco_shapes(output):
     nmf = output.run_nmf(n_components=3)
     n_tokens = sum(output.lengths)
-    assert nmf.components.shape == (3, n_tokens) and (nmf.components >= 0).all()
+    assert nmf.components.shape == (3, n_tokens)
     assert nmf.loadings.shape == (3, 4 * 128)  # 4 captured layers x 128 neurons
+    # The factors reconstruct Ecco's clipped activations: no rank-3 matrix does better than the
+    # SVD bound, and the NMF gets close to it (better than any rank-2 approximation).
+    clipped = np.maximum(_tokens_as_columns(output), 0)
+    error = np.linalg.norm(clipped - nmf.loadings.T @ nmf.components) / np.linalg.norm(clipped)
+    assert _relative_svd_error(clipped, 3) - 1e-6 <= error < _relative_svd_error(clipped, 2)
     data = nmf.explore(printJson=True)
     assert len(data["tokens"]) == n_tokens and np.array(data["factors"]).shape == (3, n_tokens)
     assert [t["text"] for t in data["tokens"]] == output.tokens[0] + output.tokens[1]
@@ -65,7 +82,17 @@ def test_other_decompositions(output, method):
     result = output.run_decomposition(method, n_components=3)
     assert result.components.shape == (3, sum(output.lengths))
     values, labels = result.display_factors()
-    assert values.shape[0] == 6 and labels[:2] == ["0+", "0-"] and (values >= 0).all()
+    assert values.shape[0] == 6 and labels[:2] == ["0+", "0-"]
+    # "k+" and "k-" are the two signs of component k.
+    np.testing.assert_array_equal(values[0::2] - values[1::2], result.components)
+    assert not (values[0::2] * values[1::2]).any()
+    if method != "ica":  # PCA / SVD scores: projections on the top right singular vectors, by numpy
+        data = _tokens_as_columns(output).T
+        data = data - data.mean(axis=0) if method == "pca" else data
+        directions = np.linalg.svd(data, full_matrices=False)[2][:3]
+        expected = (data @ directions.T).T
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(np.abs(result.components), np.abs(expected), atol=1e-3 * scale)  # up to sign
 
 
 def test_auto_components_picks_the_elbow():
@@ -91,8 +118,18 @@ def test_neuron_views_data(output):
 
 def test_layer_similarity(output):
     matrix = output.layer_similarity("cka", printJson=True)
-    assert matrix.shape == (4, 4) and np.allclose(np.diag(matrix), 1) and np.allclose(matrix, matrix.T)
-    assert ((matrix >= 0) & (matrix <= 1)).all()
+    # Linear CKA (Kornblith et al. 2019) by hand: neurons x tokens per layer, centred over tokens.
+    acts = output.activations["decoder"]
+    layers = [np.concatenate([acts[s, i, :, :n] for s, n in enumerate(output.lengths)], axis=1).astype(float)
+              for i in range(4)]
+    centred = [x - x.mean(axis=1, keepdims=True) for x in layers]
+
+    def cka(x, y):
+        return np.linalg.norm(y @ x.T) ** 2 / (np.linalg.norm(x @ x.T) * np.linalg.norm(y @ y.T))
+
+    expected = np.array([[cka(x, y) for y in centred] for x in centred])
+    np.testing.assert_allclose(matrix, expected, rtol=1e-5)
+    assert expected.min() < 0.95  # the layers differ, so the check is not of a constant matrix
     view = output.layer_similarity("svcca")
     assert view.data["labels"] == ["1", "2", "10", "11"]
 

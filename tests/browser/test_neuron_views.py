@@ -551,15 +551,16 @@ def long_nmf() -> dict:
 
 
 def test_screenshots(open_html, tmp_path: Path) -> None:
-    """Pictures for a human check (light, then dark theme)."""
+    """Pictures for a human check (light, then dark theme), written under pytest's tmp_path
+    (`pytest --basetemp=DIR` keeps them in DIR)."""
     vals = np.sin(np.arange(len(NMF_TOKENS)) * 1.3) * 2.2
     shots = [
-        ("nmf", long_nmf(), "/tmp/nmf"),
+        ("nmf", long_nmf(), tmp_path / "nmf"),
         ("neuron", neuron_data(values=[round(float(v), 4) for v in vals[:2]] + [None] + [round(float(v), 4) for v in vals[3:]],
-                               title="Neuron 512, layer 3"), "/tmp/neuron"),
+                               title="Neuron 512, layer 3"), tmp_path / "neuron"),
         ("similarity", sim_data(matrix=[[round(float(np.exp(-abs(i - j) / 4)), 4) for j in range(12)] for i in range(12)]),
-         "/tmp/sim"),
-        ("top_neurons", top_data(), "/tmp/top_neurons"),
+         tmp_path / "sim"),
+        ("top_neurons", top_data(), tmp_path / "top_neurons"),
     ]
     for view, data, stem in shots:
         page = open_view(open_html, tmp_path, view, data)

@@ -94,10 +94,25 @@ def test_lrp_conserves_on_a_fused_gate_up_model(tokenizer):
     assert lm.spec.family.gates[0].fused
     output = lm.generate(PROMPT, generate=3, attribution=["lrp"], min_new_tokens=3)
     assert output.attributions["lrp"].completeness_error[0].max() < 1e-3
-    # Without the gate layout the product is not split and relevance is not conserved.
+    # Without the gate layout the product has no rule: an error, never a silently unconserved result.
     lm.spec.family = dataclasses.replace(lm.spec.family, gates=())
-    unsplit = lm.generate(PROMPT, generate=3, attribution=["lrp"], min_new_tokens=3)
-    assert unsplit.attributions["lrp"].completeness_error[0].max() > 1e-3
+    model = lm.model
+    before = (model.config._attn_implementation, hook_count(model), model.training)
+    with pytest.raises(ValueError, match="Phi3MLP|down_proj|not the output of an activation.*'ig' or 'grad_x_input'"):
+        lm.generate(PROMPT, generate=3, attribution=["lrp"], min_new_tokens=3)
+    assert (model.config._attn_implementation, hook_count(model), model.training) == before
+
+
+def test_lrp_refuses_an_activation_that_is_a_plain_function(tokenizer):
+    """GPT-2's GELU module replaced by a function call: no module to hold the identity rule on,
+    so no conservation; LRP says so instead of returning gradient x input through it."""
+    model = tiny.model("gpt2")
+    for block in model.transformer.h:
+        del block.mlp.act
+        block.mlp.act = torch.nn.functional.gelu
+    lm = _lm(model, tokenizer)
+    with pytest.raises(ValueError, match="not the output of an activation module"):
+        lm.generate(PROMPT, generate=2, attribution=["lrp"], min_new_tokens=2)
 
 
 def test_lrp_on_grouped_query_attention_conserves(tokenizer):

@@ -12,6 +12,7 @@ that its gradient implements LRP's rules while its values stay exactly the same:
 - elementwise activations (GELU, SiLU, ReLU, ...): relevance passes through (identity rule);
 - gated FFN products act(gate) * up (layouts from the registry entry's ``gates``, fused
   gate-up projections included): relevance is split evenly between the two (uniform rule);
+  an FFN output projection with no known layout must read an activation's output;
 - linear layers: the 0-rule, which gradient x input realises once the above hold.
 
 For a bias-free model (Llama-style) relevance is then conserved: it sums to the explained
@@ -247,6 +248,29 @@ def _uniform_rule(gate: _Gate) -> list[torch.utils.hooks.RemovableHandle]:
     ]
 
 
+def _plain_ffn_check(problem: Problem, gated: set[int]) -> list[torch.utils.hooks.RemovableHandle]:
+    """Hooks checking that every FFN output projection without a gate layout reads an activation
+    module's output: anything else (a gated product of an unknown layout, an activation that is
+    a plain function call) would not conserve relevance, so it raises instead."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        seen["act"] = out
+
+    def check(module: nn.Module, args: tuple) -> None:
+        act, x = seen.pop("act", None), args[0]
+        if act is None or act.shape != x.shape or not torch.allclose(act, x, atol=1e-6, rtol=1e-5):
+            raise ValueError(
+                f"LRP: the input of {type(module).__name__} is not the output of an activation module, and "
+                f"the registry knows no gated-FFN layout for it, so ecco has no rule for it. {_UNSUPPORTED}"
+            )
+
+    ffn_outs = [m for stack in problem.spec.stacks.values() for m in stack.ffn_out if id(m) not in gated]
+    return [m.register_forward_hook(keep) for m in activation_modules(problem.model)] + [
+        m.register_forward_pre_hook(check) for m in ffn_outs
+    ]
+
+
 @contextlib.contextmanager
 def lrp_rules(problem: Problem) -> Iterator[None]:
     """Apply the rules above to ``problem.model`` inside the block (hooks removed and the
@@ -254,8 +278,10 @@ def lrp_rules(problem: Problem) -> Iterator[None]:
     model = problem.model
     handles = [m.register_forward_hook(_norm_rule) for m in model.modules() if _is_norm(m)]
     handles += [m.register_forward_hook(_identity_rule) for m in activation_modules(model)]
-    for gate in _gates(problem):
+    gates = _gates(problem)
+    for gate in gates:
         handles += _uniform_rule(gate)
+    handles += _plain_ffn_check(problem, {id(gate.ffn_out) for gate in gates})
     try:
         with _ah_rule(model, problem.spec):
             yield

@@ -71,10 +71,13 @@ def read(path: str | Path, cls: type[R], link: ModelLink | None = None) -> R:
         if "ecco" not in header:
             raise ValueError(f"{path} is not an ecco output file (no 'ecco' metadata).")
         meta = json.loads(header["ecco"])
-        if meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version")
+        if version != FORMAT_VERSION:
+            newer = isinstance(version, int) and version > FORMAT_VERSION
             raise ValueError(
-                f"{path} has ecco format version {meta.get('format_version')}; this ecco reads version "
-                f"{FORMAT_VERSION}."
+                f"{path} has ecco format version {version}; this ecco reads version {FORMAT_VERSION}. "
+                + ("It was saved by a newer ecco: upgrade ecco (pip install -U ecco) to read it."
+                   if newer else "It was not written by this ecco: make the output again and save it.")
             )
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     fields: dict = {name: {} for name in _DICT_FIELDS}

@@ -18,6 +18,13 @@ def model_session(model: PreTrainedModel, *, eager_attention: bool, grad: bool =
         model.eval()
         if switch_attn:
             model.set_attn_implementation("eager")
+            if model.config._attn_implementation != "eager":  # transformers only warns for such models
+                raise ValueError(
+                    f"{type(model).__name__} cannot switch its attention to eager (it stays "
+                    f"{model.config._attn_implementation!r}), and only eager attention gives the attention weights "
+                    "(attention=True) and the attention softmax that LRP and the attention neuron view follow. Create "
+                    "the LM with attention=False (and another method), or load the model with attn_implementation='eager'."
+                )
         with torch.set_grad_enabled(grad):
             yield
     finally:

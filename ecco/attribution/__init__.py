@@ -130,6 +130,7 @@ def explain(
                 problem = build_problem(runner, layout, token_ids, target, score)
                 with runner.session(eager_attention=method.eager_attention, grad=True):
                     out = method.compute(problem, options)
+                _check_finite(name, out.attributions, problem.embeds[0].dtype)
                 per_target = [
                     per_token(out.attributions, k, problem.source_counts(k)) for k in range(problem.n_targets)
                 ]
@@ -155,6 +156,17 @@ def explain(
     finally:
         bar.close()
     return results
+
+
+def _check_finite(name: str, attributions: Sequence[torch.Tensor], dtype: torch.dtype) -> None:
+    """A clear error instead of NaN / inf scores (e.g. overflow in half precision)."""
+    if all(bool(torch.isfinite(a).all()) for a in attributions):
+        return
+    advice = (
+        f" The model runs in {dtype}, whose range overflows easily: run it in float32 for attribution "
+        "(lm.model.float())." if torch.finfo(dtype).bits < 32 else " Check the model's outputs for NaN or inf."
+    )
+    raise ValueError(f"{name} gave non-finite attributions (NaN or inf).{advice}")
 
 
 def check_methods(names: Sequence[str] | str) -> list[str]:

@@ -34,6 +34,12 @@ Inputs = tuple[torch.Tensor, ...]  # one tensor per stack (encoder, decoder)
 EPS = 1e-10  # below this |x - x0| the rescale multiplier is the gradient (captum's default eps)
 
 
+def _small_step(dtype: torch.dtype) -> float:
+    """Captum's ``EPS``, or in half precision (where 1e-10 rounds to 0 and a smaller step is
+    rounding noise) the dtype's own rounding step."""
+    return EPS if torch.finfo(dtype).bits >= 32 else float(torch.finfo(dtype).eps)
+
+
 def _rescale(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
     """Forward hook: the same value, with the rescale multiplier of each unit as gradient."""
     x = args[0]
@@ -44,7 +50,7 @@ def _rescale(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tens
     x_in, x_ref = x.detach().chunk(2)
     y_in, y_ref = output.detach().chunk(2)
     delta_in, delta_out = torch.cat(2 * [x_in - x_ref]), torch.cat(2 * [y_in - y_ref])
-    small = delta_in.abs() < EPS
+    small = delta_in.abs() < _small_step(x.dtype)
     multiplier = delta_out / torch.where(small, torch.ones_like(delta_in), delta_in)
     linear = x * multiplier
     return torch.where(small, output, output.detach() + (linear - linear.detach()))

@@ -116,7 +116,7 @@ def gradcam(problem: Problem, options: Options) -> tuple[torch.Tensor, ...]:
     for stack_index, (grad, act) in enumerate(zip(grads, captured)):
         mask = _source_mask(problem, stack_index, act.shape[1]).to(act.device)
         weights = grad[:, 0].sum(dim=1) / mask.sum(dim=1)[:, None]
-        cam = torch.relu(torch.einsum("kh,th->kt", weights, act[0].detach()))
+        cam = torch.relu(torch.einsum("kh,th->kt", weights, act[0].detach().to(weights.dtype)))
         cams.append(cam * mask)
     return tuple(cams)
 

@@ -48,9 +48,9 @@ def primary_attributions(
     """See :meth:`ecco.output.OutputSeq.primary_attributions`."""
     if style not in ("minimal", "detailed"):
         raise ValueError(f"style must be 'minimal' or 'detailed', got {style!r}.")
-    result = attribution_result(record, attr_method)
     seq = record.check_sequence(sequence)
     hidden = _hidden_positions(record, sequence, ignore_tokens)
+    result = attribution_result(record, attr_method)  # may run the model: the arguments are checked first
     data = tokens_data(record, sequence)
     for token in data["tokens"]:
         token["hidden"] = token["position"] in hidden
@@ -76,8 +76,8 @@ def primary_attributions(
 
 def word_attributions(record: Record, attr_method: str = "grad_x_input", sequence: int = 0, raw: bool = False) -> dict:
     """See :meth:`ecco.output.OutputSeq.word_attributions`."""
-    result = attribution_result(record, attr_method)
     seq = record.check_sequence(sequence)
+    result = attribution_result(record, attr_method)
     spans = word_spans(seq.continues_word)
     return {
         "words": ["".join(seq.tokens[a:b]) for a, b in spans],

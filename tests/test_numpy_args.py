@@ -195,3 +195,14 @@ def test_options_refuse_bools_and_floats():
     ]:
         with pytest.raises(ValueError, match=message):
             Options(**options)
+
+
+def test_transformers_generate_options_take_numpy_integers(lm):
+    """transformers' own checks want Python ints (top_k, min_new_tokens): ecco converts them."""
+    torch.manual_seed(0)
+    a = lm.generate(PROMPT, generate=np.int64(3), min_new_tokens=np.int64(3), do_sample=True, top_k=np.int64(5))
+    torch.manual_seed(0)
+    b = lm.generate(PROMPT, generate=3, min_new_tokens=3, do_sample=True, top_k=5)
+    assert a.sequences[0].token_ids == b.sequences[0].token_ids and len(a.sequences[0]) == len(b.sequences[0])
+    with pytest.raises(ValueError, match="beam_size"):
+        lm.generate(PROMPT, generate=2, num_beams=2)

@@ -16,7 +16,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from ..attribution import check_methods, explain, generated_targets
 from ..capture import align_windowed_keys, shift_left
-from ..checks import as_int
+from ..checks import as_int, is_int
 from ..output import OutputSeq
 from ..stream import NotebookStreamer, in_notebook
 from . import core
@@ -54,6 +54,10 @@ def generate(
             "Run it on a text with lm(text) instead."
         )
     beam_size = as_int(beam_size, "beam_size", 1, None, f"beam_size must be a positive integer, got {beam_size!r}.")
+    if "num_beams" in generate_kwargs:
+        raise ValueError("Pass beam search's width as beam_size=..., not num_beams.")
+    # transformers' generate wants Python ints (top_k, min_new_tokens, ...): NumPy integers become ints.
+    sampling, generate_kwargs = ({k: int(v) if is_int(v) else v for k, v in d.items()} for d in (sampling, generate_kwargs))
     methods = check_methods(attribution or [])
     settings = attribution_options(options, lm.spec)
     prompts = lm.inputs.encode(texts)

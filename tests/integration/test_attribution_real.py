@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.attribution_reference import per_token_reference
+from tests.attribution_reference import normalised, per_token_attributions
 
 pytestmark = pytest.mark.integration
 
@@ -22,17 +22,20 @@ def test_all_nine_methods_run(explained):
     for method in METHODS:
         result = explained.attributions[method]
         assert result.targets[0] == list(range(seq.n_input_tokens, len(seq)))
-        for target, values in zip(result.targets[0], result.values[0]):
-            assert values.shape == (target,) and np.isfinite(values).all() and abs(values.sum() - 1) < 1e-6
+        for target, values, raw in zip(result.targets[0], result.values[0], result.raw[0]):
+            assert values.shape == raw.shape == (target,) and np.isfinite(raw).all()
 
 
 def test_batched_equals_per_token_on_smollm2(smollm2, explained):
     seq = explained.sequences[0]
-    reference = per_token_reference(smollm2.model, smollm2.spec.embeddings, "causal", seq.token_ids,
-                                    seq.n_input_tokens, "grad_x_input")
-    scale = max(np.abs(r).max() for r in reference)
-    for ours, ref in zip(explained.attributions["grad_x_input"].raw[0], reference):
+    reference = per_token_attributions(smollm2.model, smollm2.spec.embeddings, "causal", seq.token_ids,
+                                       seq.n_input_tokens, "grad_x_input")
+    raw = [r.sum(-1).numpy() for r in reference]
+    scale = max(np.abs(r).max() for r in raw)
+    for ours, ref in zip(explained.attributions["grad_x_input"].raw[0], raw):
         np.testing.assert_allclose(ours, ref, atol=1e-3 * scale, rtol=0)
+    for ours, ref in zip(explained.attributions["grad_x_input"].values[0], normalised(reference)):
+        np.testing.assert_allclose(ours, ref, atol=1e-3)
 
 
 def test_ig_completeness_on_smollm2(smollm2, explained):

@@ -1,7 +1,6 @@
 """The real bundled models: SmolLM2 through the conversion cache, and MiniLM."""
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ class Smol:
     direct: tuple[PreTrainedModel, PreTrainedTokenizerBase]  # straight from the GGUF file
     first: tuple[PreTrainedModel, PreTrainedTokenizerBase]  # converted, then read from the cache
     cached: tuple[PreTrainedModel, PreTrainedTokenizerBase]  # cache already there
-    cached_seconds: float
     conversions: int
 
 
@@ -41,10 +39,8 @@ def smol(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Smol]:
         patch.setenv("ECCO_CACHE_DIR", str(tmp_path_factory.mktemp("ecco-cache")))
         patch.setattr(bundled, "_load_gguf", recording_load_gguf)
         first = bundled.load_bundled("smollm2-135m")
-        start = time.perf_counter()
         cached = bundled.load_bundled("smollm2-135m")
-        seconds = time.perf_counter() - start
-        yield Smol(direct[0], first, cached, seconds, len(direct))
+        yield Smol(direct[0], first, cached, len(direct))
 
 
 def logits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str) -> torch.Tensor:
@@ -52,9 +48,9 @@ def logits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str
         return model(**tokenizer(text, return_tensors="pt")).logits
 
 
-def test_smollm2_converted_once_and_cached_load_is_fast(smol: Smol) -> None:
+def test_smollm2_converted_once(smol: Smol) -> None:
+    """Converted on the first load only (the cached load's speed: benchmarks/cached_load.py)."""
     assert smol.conversions == 1
-    assert smol.cached_seconds < 5, f"cached load took {smol.cached_seconds:.1f} s"
 
 
 def test_smollm2_cached_logits_match_gguf(smol: Smol) -> None:

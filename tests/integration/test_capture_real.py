@@ -44,8 +44,18 @@ def test_smollm2_activations_shape_and_values(smollm2, smol_output):
     finally:
         handle.remove()
     np.testing.assert_allclose(acts[0, 7], seen[0].T.numpy(), atol=2e-4, rtol=1e-3)
-    probs = smol_output.token_probs[0]
-    assert torch.all((probs > 0) & (probs <= 1))
+
+
+def test_smollm2_token_probs_and_entropy_are_the_models(smollm2, smol_output):
+    seq = smol_output.sequences[0]
+    with torch.no_grad():
+        logits = smollm2.model(torch.tensor([seq.token_ids])).logits[0, seq.n_input_tokens - 1 : -1].double()
+    log_probs = torch.log_softmax(logits, -1)
+    chosen = torch.tensor(seq.token_ids[seq.n_input_tokens :])
+    torch.testing.assert_close(smol_output.token_probs[0].double(), log_probs.gather(-1, chosen[:, None])[:, 0].exp(),
+                               atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(smol_output.token_entropy[0].double(), -(log_probs.exp() * log_probs).sum(-1),
+                               atol=1e-3, rtol=1e-3)
 
 
 def test_minilm_forward_captures_six_layers(minilm):

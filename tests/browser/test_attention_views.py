@@ -5,7 +5,6 @@ queries and keys). Weights arrive packed: base64 of uint8 in C order over [L, H,
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 
 import numpy as np
@@ -297,27 +296,18 @@ def test_model_view_switch_set_and_scale(open_html, tmp_path: Path) -> None:
 
 
 def test_model_view_large(open_html, tmp_path: Path) -> None:
-    """Size/speed check (printed, generous bound): 30 layers x 9 heads x 100 tokens."""
+    """30 layers x 9 heads x 100 tokens: every thumbnail, the zoom of the last head, a small DOM
+    (load time is measured in benchmarks/attention_view.py, not asserted here)."""
     rng = np.random.default_rng(1)
     toks = [f" t{i}" for i in range(100)]
     entry, packed = pack("decoder", "decoder self-attention", toks, toks,
                          random_attention(rng, 30, 9, 100, 100, causal=True, sharpness=2.0).astype(np.float32))
     path = View("attention_model", {"sets": [entry], "set": 0, "title": "30 x 9 x 100"}).save_html(tmp_path / "big.html")
-    html = path.read_text(encoding="utf-8")
-    start = time.perf_counter()
-    page = open_html(html)
-    thumbs = page.locator("canvas.ecco-thumb")
-    assert thumbs.count() == 270
-    elapsed = time.perf_counter() - start
-    in_page = page.evaluate("() => performance.now()")
-    print(f"\nmodel view 30x9x100: {len(html) / 1e6:.1f} MB page, 270 canvases in {elapsed:.2f} s "
-          f"(page clock at check {in_page / 1000:.2f} s)")
-    assert elapsed < 10
-    start = time.perf_counter()
+    page = open_html(path.read_text(encoding="utf-8"))
+    assert page.locator("canvas.ecco-thumb").count() == 270
     page.locator('canvas.ecco-thumb[data-layer="29"][data-head="8"]').click()
     zoom = page.locator(".ecco-att-zoom")
     assert zoom.get_attribute("data-max") == f"{packed[29, 8].max() / 255:.3f}"
-    print(f"zoom 100 x 100 in {time.perf_counter() - start:.2f} s")
     # No token nodes per weight: the DOM stays small.
     assert page.evaluate("document.getElementsByTagName('*').length") < 2000
 
@@ -489,10 +479,10 @@ def test_screenshots(open_html, tmp_path: Path) -> None:
         (
             "attention_head",
             {"sets": [entry, cross], "set": 0, "layer": 2, "heads": None, "title": "SmolLM2-135M"},
-            "/tmp/att_head",
+            tmp_path / "att_head",
         ),
-        ("attention_model", {"sets": [entry, cross], "set": 0, "title": "SmolLM2-135M"}, "/tmp/att_model"),
-        ("attention_neuron", neuron, "/tmp/att_neuron"),
+        ("attention_model", {"sets": [entry, cross], "set": 0, "title": "SmolLM2-135M"}, tmp_path / "att_model"),
+        ("attention_neuron", neuron, tmp_path / "att_neuron"),
     ]
     for view, data, stem in shots:
         page = open_view(open_html, tmp_path, view, data)

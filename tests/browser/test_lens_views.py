@@ -505,9 +505,9 @@ def test_traj_degenerate_data(open_html, tmp_path: Path) -> None:
 
 def test_screenshots(open_html, tmp_path: Path) -> None:
     """Pictures for a human check (light, then dark theme)."""
-    shots = [("layer_predictions", lp_data(n_layers=31, topk=8, context_len=20), "/tmp/lp"),
-             ("rankings", rankings_data(), "/tmp/rankings"),
-             ("trajectory", traj_data(n_layers=25), "/tmp/traj")]
+    shots = [("layer_predictions", lp_data(n_layers=31, topk=8, context_len=20), tmp_path / "lp"),
+             ("rankings", rankings_data(), tmp_path / "rankings"),
+             ("trajectory", traj_data(n_layers=25), tmp_path / "traj")]
     for view, data, stem in shots:
         page = open_view(open_html, tmp_path, view, data)
         page.set_viewport_size({"width": 1100, "height": 600})

@@ -12,6 +12,10 @@ import torch
 
 from tests import tiny
 
+# Tiny models: one thread is faster than torch's default (thread start-up dominates), and the
+# suite does not fight the browser and the notebook kernels for the machine's two cores.
+torch.set_num_threads(1)
+
 # FFN output projections per tiny architecture, written out here independently of ecco's
 # registry so that tests compare ecco against the model, not against itself.
 FFN_PATHS = {

@@ -500,6 +500,8 @@ def test_screenshots(open_html, tmp_path: Path) -> None:
         page.screenshot(path=f"{stem}.png", full_page=True)
         page.emulate_media(color_scheme="dark")
         page.screenshot(path=f"{stem}_dark.png", full_page=True)
+        for suffix in ("", "_dark"):
+            assert Path(f"{stem}{suffix}.png").stat().st_size > 5000, f"{view}{suffix}: empty screenshot"
 
 
 def test_neuron_view_mask_only_bias(open_html, tmp_path: Path) -> None:

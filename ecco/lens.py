@@ -139,10 +139,7 @@ def lens_stats(
         log_probs = torch.log_softmax(logits, dim=-1)
         del logits
         probs = log_probs.gather(-1, ids.unsqueeze(0).expand(n_layers, -1, -1)).exp()
-        p = log_probs.exp()
-        entropy = -(p * log_probs).sum(-1)
-        final = log_probs[-1:]
-        kl = (final.exp() * (final - log_probs)).sum(-1)
+        entropy, kl = _entropy_kl(log_probs)
         parts.append((ranks.cpu(), probs.cpu(), entropy.cpu(), kl.cpu()))
     ranks, probs, entropy, kl = (torch.cat([p[i] for p in parts], dim=1) for i in range(4))
     squeeze = target_ids.dim() == 1
@@ -152,6 +149,29 @@ def lens_stats(
         entropy=entropy,
         kl=kl,
     )
+
+
+def _entropy_kl(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entropy of each layer's distribution and KL(final || layer), from (layers, ..., vocab)
+    log-probabilities whose last layer is the final one."""
+    entropy = -(log_probs.exp() * log_probs).sum(-1)
+    final = log_probs[-1:]
+    return entropy, (final.exp() * (final - log_probs)).sum(-1)
+
+
+def lens_entropy_kl(
+    head: LensHead, hidden: LayerHidden, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entropy (nats) of every layer's distribution and KL(final || layer), (layers, positions)
+    each, for ``hidden`` (layers, positions, hidden) whose last row is the final (normed) layer."""
+    n_layers, n_positions, _ = hidden.shape
+    step = _positions_per_chunk(n_layers, head.vocab or 50000, chunk_bytes)
+    parts = []
+    for start in range(0, n_positions, step):
+        chunk = hidden[:, start : start + step]
+        logits = torch.cat([head(chunk[:-1], final=False), head(chunk[-1:], final=True)])
+        parts.append(tuple(t.cpu() for t in _entropy_kl(torch.log_softmax(logits, dim=-1))))
+    return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
 
 
 def lens_topk(head: LensHead, hidden: LayerHidden, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,8 +8,10 @@ The class is a façade over one module per job, all of which call the model only
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -19,6 +21,9 @@ from . import forced, forward, generation
 from .core import Core
 from .flags import CaptureFlags
 from .inputs import Prompts
+
+if TYPE_CHECKING:
+    import ecco.corpus
 
 __all__ = ["LM", "CaptureFlags"]
 
@@ -137,3 +142,44 @@ class LM(Core):
         :class:`~ecco.attribution.Options` (``n_steps``, ``internal_batch_size``, ...).
         """
         return forced.attribute(self, prompt, target, foil, attribution, score, options)
+
+    def run_corpus(
+        self,
+        source: object,
+        out_dir: str | os.PathLike,
+        layers: Sequence[int] | None = None,
+        *,
+        activations: bool = True,
+        hidden_states: bool = False,
+        dtype: str = "float16",
+        **options,
+    ) -> ecco.corpus.Corpus:
+        """Capture a whole corpus in one streaming pass (no generation) into Arrow shards on disk.
+
+        ``source``: a list of texts, a ``datasets.Dataset`` (or a folder saved with
+        ``save_to_disk``) with a ``text_column`` (default ``'text'``), a folder or glob of text
+        files, or :func:`ecco.corpus.python_stdlib`. ``layers`` (default: all) are the blocks
+        whose FFN neuron ``activations`` and/or ``hidden_states`` are stored, in ``dtype``
+        (``'float16'`` or ``'float32'``), with token ids, token text, document id and position.
+
+        Documents longer than ``max_tokens`` (default: 512, or less if the model takes less)
+        are split into windows that overlap by ``overlap`` tokens (default 64); each token is
+        stored once, from the first window that has ``overlap`` tokens of context before it.
+        Batches are filled up to ``batch_tokens`` (windows sorted by length so padding is
+        small); shards hold about ``shard_tokens`` tokens of whole documents.
+
+        In the same pass, mergeable summaries: per neuron the ``top_k`` (default 32) tokens
+        with (doc, position), mean, standard deviation, fraction positive and a histogram by
+        sign and power of two; with hidden states and an LM head (``lens``), each layer's mean
+        logit-lens entropy and KL to the final distribution. ``summaries=False`` skips them.
+
+        Running the same call again continues after the last complete shard (a different run
+        in ``out_dir`` is refused; ``overwrite=True`` starts again). ``backend='ray'`` runs the
+        shards on a Ray cluster (``workers`` actors; ``ray_address`` or ``RAY_ADDRESS``, else a
+        local cluster). ``progress`` shows a bar. Returns the run as :class:`~ecco.corpus.Corpus`.
+        """
+        from ..corpus.api import run_corpus  # pyarrow and datasets load only when a corpus is run
+
+        return run_corpus(self.runner, self.tokenizer, self.model_name, source, out_dir, layers=layers,
+                          activations=activations, hidden_states=hidden_states, dtype=dtype,
+                          model_config=self.flags.model_config, **options)

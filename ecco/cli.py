@@ -69,9 +69,10 @@ def _corpus_parser(commands: argparse._SubParsersAction) -> None:
 def run_corpus_command(args: argparse.Namespace) -> Path:
     """``ecco corpus``: load the model, run the corpus, print where it went and its size."""
     import ecco
-    from ecco.corpus import python_stdlib
+    from ecco.corpus import as_source, python_stdlib
 
-    source = python_stdlib(max_files=args.max_files) if args.input == "stdlib" else args.input
+    # the source is checked before the model loads, so a wrong path fails at once
+    source = python_stdlib(max_files=args.max_files) if args.input == "stdlib" else as_source(args.input, args.text_column)
     layers = None if args.layers is None else [int(part) for part in args.layers.split(",") if part.strip()]
     _log(f"loading {args.model} ...")
     lm = ecco.from_pretrained(args.model, verbose=False)
@@ -84,6 +85,8 @@ def run_corpus_command(args: argparse.Namespace) -> Path:
     totals = run.manifest.totals()
     print(f"corpus: {Path(args.out).resolve()} ({totals['documents']} documents, {totals['tokens']} tokens, "
           f"{totals['bytes'] / 2**20:.1f} MiB, {totals['skipped_documents']} empty documents skipped)")
+    sizes = run.bytes_per_token_per_layer()
+    print("bytes per token: " + ", ".join(f"{name} {size:.0f}" for name, size in sizes.items()))
     return Path(args.out)
 
 

@@ -1,0 +1,55 @@
+"""``ecco corpus`` on a tiny model saved to a folder: the run it writes, continuing it, and one
+clear line for bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import ecco
+from ecco.cli import main
+from tests import tiny
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    tiny.model("gpt2").save_pretrained(path)
+    tiny.tokenizer().save_pretrained(path)
+    return path
+
+
+def test_corpus_command_writes_a_run_and_continues_it(model_dir, tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"{i}.txt").write_text(f"file {i}: " + "for item in items: total += item\n" * (i + 1))
+    out = tmp_path / "run"
+    args = ["corpus", "--model", str(model_dir), "--input", str(docs), "--out", str(out), "--layers", "0,2",
+            "--max-tokens", "32", "--overlap", "4", "--batch-tokens", "64"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "3 documents" in printed
+    run = ecco.load_corpus(out)
+    assert run.columns == ["ffn.decoder.0", "ffn.decoder.2"]
+    lm = ecco.from_pretrained(str(model_dir), activations=True, verbose=False)
+    text = (docs / "0.txt").read_text()
+    expected = lm(text).activations["decoder"][0, 2].T  # (batch, layers, neurons, positions) -> layer 2
+    stored = run.activations(2, 0).astype(np.float32)
+    assert stored.shape == expected.shape  # every token stored (the file is longer than one window) ...
+    np.testing.assert_allclose(stored[:32], expected[:32], atol=2e-3, rtol=2e-3)  # ... the first window as read whole
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert main(args) == 0  # a complete run: nothing to do, same manifest
+    assert json.loads((out / "manifest.json").read_text())["shards"] == manifest["shards"]
+
+
+def test_corpus_command_bad_input_is_one_line(model_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["corpus", "--model", str(model_dir), "--input", str(tmp_path / "missing"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ecco: error:") and "missing" in err[0]  # before the model loads
+    assert main(["corpus", "--model", str(model_dir), "--input", "stdlib", "--max-files", "1", "--out", str(out),
+                 "--layers", "7"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("ecco: error:") and "0..2" in err[-1]

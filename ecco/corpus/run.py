@@ -19,7 +19,8 @@ import torch
 import transformers
 from transformers import PreTrainedTokenizerBase
 
-from .engine import CaptureSpec, Engine
+from .engine import BatchRows, CaptureSpec, Engine
+from .pipeline import Stage
 from .sources import Document, Source
 from .store import (
     SHARDS,
@@ -144,21 +145,24 @@ def process_shard(engine: Engine, settings: Settings, plan: ShardPlan, out_dir: 
     summaries = empty_summaries(settings, engine)
     path = out_dir / SHARDS / shard_name(plan.index)
     padded = inputs = 0
-    with shard_writer(path, schema) as writer:
+
+    def consume(rows: BatchRows) -> None:  # on the stage's thread, while the next batch runs
+        doc_ids, positions = torch.from_numpy(rows.doc_ids), torch.from_numpy(rows.positions)
+        for name, summary in summaries.neurons.items():
+            summary.update(rows.arrays[name], doc_ids, positions)
+        if summaries.lens is not None:
+            summaries.lens.update(rows.entropy, rows.kl)
+        columns = {name: array.numpy() for name, array in rows.arrays.items()}
+        columns.update(doc_id=rows.doc_ids, position=rows.positions, token_id=rows.token_ids, token=rows.tokens)
+        writer.write_batch(record_batch(schema, columns))
+
+    with shard_writer(path, schema) as writer, Stage(consume) as stage:
         for batch in batches(plan.windows, settings.batch_tokens):
             padded += len(batch) * max(len(w.ids) for w in batch)
             inputs += sum(len(w.ids) for w in batch)
             rows = engine.run(batch)
-            if not rows.n_rows:
-                continue
-            doc_ids, positions = torch.from_numpy(rows.doc_ids), torch.from_numpy(rows.positions)
-            for name, summary in summaries.neurons.items():
-                summary.update(rows.arrays[name], doc_ids, positions)
-            if summaries.lens is not None:
-                summaries.lens.update(rows.entropy, rows.kl)
-            columns = {name: array.numpy() for name, array in rows.arrays.items()}
-            columns.update(doc_id=rows.doc_ids, position=rows.positions, token_id=rows.token_ids, token=rows.tokens)
-            writer.write_batch(record_batch(schema, columns))
+            if rows.n_rows:
+                stage.put(rows)
     summary_path = path.with_name(path.name.replace(".arrow", ".summary.safetensors"))
     summaries.save(summary_path)
     record = ShardRecord(

@@ -87,6 +87,10 @@ def test_summaries_equal_brute_force_over_the_stored_rows(gpt2_run):
         np.testing.assert_allclose(summary.mean, values.mean(0), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(summary.std, values.std(0), rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(summary.fraction_positive, (values > 0).mean(0))
+        edges = np.asarray(summary.edges, dtype=np.float32)
+        for neuron in (0, 64):
+            expected = np.bincount(np.searchsorted(edges, values[:, neuron], side="right"), minlength=len(edges) + 1)
+            np.testing.assert_array_equal(summary.histogram[neuron], expected)
         for neuron in (0, 7, values.shape[1] - 1):
             order = np.lexsort((positions, docs, -values[:, neuron]))[: summary.k]
             np.testing.assert_array_equal(summary.top_values[neuron], values[order, neuron])
@@ -206,6 +210,9 @@ def test_bad_input_says_what_to_do(tmp_path):
         _run(lm, tmp_path / "e")
     with pytest.raises(ValueError, match="max_tokens"):
         _run(lm, tmp_path / "f", max_tokens=1000)
+    with pytest.raises(ValueError, match="increasing"):
+        _run(lm, tmp_path / "h", hist_edges=[1.0, 0.0])
+    assert not (tmp_path / "h").exists()
     with pytest.raises(ValueError, match="Nothing to capture"):
         _run(lm, tmp_path / "g", activations=False)
 

@@ -19,6 +19,7 @@ from .reader import Corpus
 from .run import Settings, check_plan, finish, plan_shards, process_shard, register, versions
 from .sources import Source, as_source
 from .store import open_run
+from .summaries import DEFAULT_EDGES, NeuronSummary
 
 BACKENDS = ("local", "ray")
 
@@ -42,6 +43,7 @@ def run_corpus(
     shard_tokens: int = 32768,
     summaries: bool = True,
     top_k: int = 32,
+    hist_edges: Sequence[float] | None = None,
     lens: bool | None = None,
     backend: str = "local",
     workers: int | None = None,
@@ -58,7 +60,7 @@ def run_corpus(
     """
     src = as_source(source, text_column=text_column)
     settings = _settings(runner, tokenizer, model_name, layers, activations, hidden_states, dtype, stack, max_tokens,
-                         overlap, batch_tokens, shard_tokens, summaries, top_k, lens)
+                         overlap, batch_tokens, shard_tokens, summaries, top_k, hist_edges, lens)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
     out = Path(out_dir)
@@ -94,7 +96,7 @@ def _run_local(engine: Engine, tokenizer: PreTrainedTokenizerBase, settings: Set
 
 def _settings(runner: Runner, tokenizer: PreTrainedTokenizerBase, model_name: str, layers, activations: bool,
               hidden_states: bool, dtype: str, stack: str | None, max_tokens: int | None, overlap: int,
-              batch_tokens: int, shard_tokens: int, summaries: bool, top_k: int, lens: bool | None) -> Settings:
+              batch_tokens: int, shard_tokens: int, summaries: bool, top_k: int, hist_edges, lens: bool | None) -> Settings:
     """The run's settings, every argument checked with a message that says what to change."""
     spec = runner.spec
     stack = stack or ("encoder" if spec.kind is Kind.ENC_DEC else spec.kind.main_stack)
@@ -122,6 +124,8 @@ def _settings(runner: Runner, tokenizer: PreTrainedTokenizerBase, model_name: st
         raise ValueError(f"batch_tokens={batch_tokens} must be at least max_tokens={max_tokens} (one window per batch).")
     if shard_tokens < 1 or top_k < 1:
         raise ValueError("shard_tokens and top_k must be positive.")
+    edges = tuple(float(e) for e in (DEFAULT_EDGES if hist_edges is None else hist_edges))
+    NeuronSummary.empty(1, k=top_k, edges=edges)  # says what is wrong with k or the edges before anything runs
     capture = CaptureSpec(stack, tuple(sorted(set(chosen))), bool(activations), bool(hidden_states), dtype, lens)
     return Settings(
         model=model_name,
@@ -132,6 +136,7 @@ def _settings(runner: Runner, tokenizer: PreTrainedTokenizerBase, model_name: st
         batch_tokens=int(batch_tokens),
         shard_tokens=int(shard_tokens),
         top_k=int(top_k),
+        hist_edges=edges,
         summaries=bool(summaries),
     )
 

@@ -52,12 +52,14 @@ class Settings:
     batch_tokens: int
     shard_tokens: int
     top_k: int
+    hist_edges: tuple[float, ...]
     summaries: bool
 
     def to_json(self) -> dict:
         """The settings as stored in the manifest."""
         data = asdict(self)
         data["capture"]["layers"] = list(self.capture.layers)
+        data["hist_edges"] = list(self.hist_edges)
         return data
 
 
@@ -127,7 +129,7 @@ def empty_summaries(settings: Settings, engine: Engine) -> Summaries:
     ffn, _ = engine.widths()
     capture = settings.capture
     neurons = {
-        f"ffn.{capture.stack}.{layer}": NeuronSummary.empty(ffn, k=settings.top_k)
+        f"ffn.{capture.stack}.{layer}": NeuronSummary.empty(ffn, k=settings.top_k, edges=settings.hist_edges)
         for layer in capture.layers
         if capture.activations and settings.summaries
     }

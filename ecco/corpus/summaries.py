@@ -1,27 +1,24 @@
 """Streaming summaries of a corpus run, computed in the capture pass and mergeable.
 
-Per captured neuron (:class:`NeuronSummary`): the top-k activating tokens with their
-(document, position), the mean and population standard deviation, the fraction of tokens where
-the neuron is positive and a histogram on fixed edges. Per logit-lens layer (:class:`LensSummary`):
-the mean entropy and mean KL(final || layer). :class:`Summaries` bundles a run's summaries and
-saves them to one safetensors file.
+Per captured neuron (:class:`NeuronSummary`): the top-k activating tokens with their (document,
+position), mean, population standard deviation, fraction of tokens where it is positive, and a
+histogram on fixed edges. Per logit-lens layer (:class:`LensSummary`): mean entropy and mean
+KL(final || layer). :class:`Summaries` bundles a run's summaries in one safetensors file.
 
-Every summary is mergeable: two parts of a corpus summarised apart and merged equal the whole
-summarised at once, whatever the batches and however the corpus was cut. Counts, histograms and
-top-k are exact (the top-k breaks ties by a fixed rule: larger value first, then smaller document
-id, then smaller position); means and standard deviations agree to float64 rounding (float64
-sums per batch, combined with Chan et al.'s parallel formula).
-
-Values are summarised as given: float16 activations are read exactly (top-k values are stored
-as float32, so they equal the stored activations); other dtypes are compared and ranked as
-float32, and their moments are taken in float64.
+Every summary is mergeable: parts of a corpus summarised apart and merged equal the whole
+summarised at once, however the corpus was cut into batches and parts. Counts, histograms and
+top-k are exact (ties broken by a fixed rule: larger value, then smaller document id, then smaller
+position); means and standard deviations agree to float64 rounding (float64 sums per batch,
+combined with Chan et al.'s parallel formula). Values are summarised as given: float16 exactly
+(top-k values are float32, equal to the stored activations); other dtypes are ranked and binned as
+float32, their moments taken in float64. Each token must be added once (its (doc_id, position)
+identifies it); the top-k expects values without NaN.
 """
 from __future__ import annotations
 
 import functools
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,13 +36,12 @@ _EMPTY_KEY = np.iinfo(np.int64).max  # the key of an empty top-k slot: after eve
 _FORMAT = 1
 
 
-def _keys(doc_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+def _keys(doc_ids: torch.Tensor, positions: torch.Tensor) -> np.ndarray:
     """One int64 per token, ordered like (doc_id, position): ``doc_id * 2**32 + position``."""
-    if len(doc_ids) and (int(doc_ids.min()) < 0 or int(doc_ids.max()) >= 2**31):
-        raise ValueError("doc_ids must be in [0, 2**31).")
-    if len(positions) and (int(positions.min()) < 0 or int(positions.max()) >= 2**32):
-        raise ValueError("positions must be in [0, 2**32).")
-    return doc_ids.long() * 2**32 + positions.long()
+    for name, ids, bits in (("doc_ids", doc_ids, 31), ("positions", positions, 32)):
+        if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= 2**bits):
+            raise ValueError(f"{name} must be in [0, 2**{bits}).")
+    return (doc_ids.long() * 2**32 + positions.long()).numpy()
 
 
 def _check_edges(edges: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -58,12 +54,8 @@ def _check_edges(edges: Sequence[float] | np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _tables(edges_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Look-up tables from 16 bits to ``2 * bin + (value > 0)``.
-
-    For float16, indexed by the value's bits (exact). For float32, indexed by the upper 16 bits
-    (sign, exponent, 7 mantissa bits); a cell whose values do not all share one bin and sign
-    (an edge inside it, or +0 with the positive denormals) holds -1 and is resolved exactly.
-    """
+    """Tables from 16 bits to ``2 * bin + (value > 0)``: for float16 by the value's bits (exact); for
+    float32 by its upper 16 bits, -1 where the cell's values differ in bin or sign (resolved exactly)."""
     edges = np.frombuffer(edges_bytes, np.float32)
 
     def code(v: np.ndarray) -> np.ndarray:
@@ -77,20 +69,50 @@ def _tables(edges_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
     return lut16.astype(np.int32), np.where(lo == hi, lo, -1).astype(np.int32)
 
 
-def _best(values: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` best (value, key) of each row: larger value first, then smaller key."""
-    by_key = torch.argsort(keys, dim=1, stable=True)
-    values, keys = values.gather(1, by_key), keys.gather(1, by_key)
-    order = torch.argsort(values, dim=1, descending=True, stable=True)[:, :k]
-    return values.gather(1, order), keys.gather(1, order)
+def _histogram(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(neurons, len(edges) + 1, 2) counts of (tokens, neurons) float16 or float32 ``x`` by bin and
+    by ``x > 0``: a table look-up per value, then one ``bincount`` per chunk of rows."""
+    lut16, lut32 = _tables(edges.tobytes())
+    n, width = x.shape[1], 2 * (len(edges) + 1)
+    offsets = np.arange(0, n * width, width, dtype=np.int32)
+    out = np.zeros(n * width, np.int64)
+    for start in range(0, len(x), 512):  # chunks keep the temporaries in cache
+        chunk = x[start : start + 512]
+        if chunk.dtype == np.float16:
+            code = np.take(lut16, chunk.view(np.uint16))
+        else:
+            code = np.take(lut32, chunk.view(np.uint32) >> 16)
+            unsure = np.flatnonzero(code < 0)
+            if len(unsure):  # cells that an edge (or zero) cuts through: compare exactly
+                v = chunk.reshape(-1)[unsure]
+                code.reshape(-1)[unsure] = 2 * np.searchsorted(edges, v, side="right") + (v > 0)
+        code += offsets
+        out += np.bincount(code.reshape(-1), minlength=n * width)
+    return out.reshape(n, -1, 2)
+
+
+def _merge_top(top_v: np.ndarray, top_key: np.ndarray, cols: np.ndarray, values: np.ndarray, keys: np.ndarray) -> None:
+    """Merge candidates (neuron ``cols``, ``values``, ``keys``) into the (neurons, k) top-k in place: the
+    rows of neurons with candidates are sorted again (larger value, then smaller key)."""
+    if not len(cols):
+        return
+    k = top_v.shape[1]
+    order = np.argsort(cols.astype(np.uint16) if top_v.shape[0] <= 2**16 else cols, kind="stable")
+    cols, values, keys = cols[order], values[order], keys[order]
+    neurons, first, counts = np.unique(cols, return_index=True, return_counts=True)
+    rows = np.repeat(np.arange(len(neurons)), counts)
+    slots = k + np.arange(len(cols)) - np.repeat(first, counts)
+    v = np.full((len(neurons), k + counts.max()), -np.inf, np.float32)
+    key = np.full(v.shape, _EMPTY_KEY, np.int64)
+    v[:, :k], key[:, :k] = top_v[neurons], top_key[neurons]
+    v[rows, slots], key[rows, slots] = values, keys
+    best = np.lexsort((key, -v), axis=1)[:, :k]
+    top_v[neurons], top_key[neurons] = np.take_along_axis(v, best, 1), np.take_along_axis(key, best, 1)
 
 
 def _batch_top(xt: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The best ``min(k, tokens)`` (value, key) of each row of (neurons, tokens) ``xt``, unsorted.
-
-    ``torch.topk`` finds the values; only rows where the k-th value has a tie just past the
-    k-th place pick their tied tokens by key (smallest first) from the whole batch.
-    """
+    """The best ``min(k, tokens)`` (value, key) of each row of (neurons, tokens) ``xt``: ``torch.topk``;
+    rows where the k-th value ties with the next one take their tied tokens by smallest key."""
     kk = min(k, xt.shape[1])
     if kk == xt.shape[1]:
         return xt, keys.expand_as(xt)
@@ -113,12 +135,9 @@ def _batch_top(xt: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Tens
 
 @dataclass
 class NeuronSummary:
-    """Summary of ``n_neurons`` neurons over the tokens seen so far (see the module docstring).
-
-    Build with :meth:`empty`, feed with :meth:`update`, combine with :meth:`merge`; read
-    :attr:`mean`, :attr:`std`, :attr:`fraction_positive`, :attr:`histogram` and the top-k
-    (:attr:`top_values`, :attr:`top_doc_ids`, :attr:`top_positions`).
-    """
+    """Summary of ``n_neurons`` neurons over the tokens seen so far: :meth:`empty`, :meth:`update`,
+    :meth:`merge`; read :attr:`mean`, :attr:`std`, :attr:`fraction_positive`, :attr:`histogram`,
+    :attr:`top_values`, :attr:`top_doc_ids`, :attr:`top_positions`."""
 
     k: int
     edges: np.ndarray  # (edges,) float32, strictly increasing
@@ -147,10 +166,7 @@ class NeuronSummary:
         return len(self.avg)
 
     def update(self, values: torch.Tensor, doc_ids: torch.Tensor, positions: torch.Tensor) -> None:
-        """Add (tokens, neurons) ``values`` of the tokens at (``doc_ids``, ``positions``), in place.
-
-        Each token must be added once over the whole run (its (doc_id, position) identifies it).
-        """
+        """Add (tokens, neurons) ``values`` of the tokens at (``doc_ids``, ``positions``), in place."""
         values, doc_ids, positions = (torch.as_tensor(a).detach().cpu() for a in (values, doc_ids, positions))
         n = values.shape[0] if values.ndim == 2 else -1
         if values.ndim != 2 or values.shape[1] != self.n_neurons or doc_ids.shape != (n,) or positions.shape != (n,):
@@ -164,46 +180,52 @@ class NeuronSummary:
             return
         keys = _keys(doc_ids, positions)
         values = values.contiguous()
-        x = values.to(torch.float16 if values.dtype == torch.float16 else torch.float32)
-        self._add_histogram(x.numpy())
-        xt = torch.empty(self.n_neurons, n).copy_(x.T)  # (neurons, tokens) float32
-        exact = xt.double() if values.dtype != torch.float64 else values.T.contiguous()
-        total = exact @ torch.ones(n, dtype=torch.float64)
-        batch_mean = total / n
-        batch_m2 = (torch.einsum("ij,ij->i", exact, exact) - total * batch_mean).clamp(min=0)
-        self._add_moments(n, batch_mean.numpy(), batch_m2.numpy())
-        self._add_top(*_batch_top(xt, keys, self.k))
-
-    def _add_histogram(self, x: np.ndarray) -> None:
-        """Histogram and positive counts of (tokens, neurons) float16 or float32 ``x``."""
-        lut16, lut32 = _tables(self.edges.tobytes())
-        width = 2 * self.counts.shape[1]
-        if x.dtype == np.float16:
-            code = np.take(lut16, x.view(np.uint16))
-        else:
-            code = np.take(lut32, x.view(np.uint32) >> 16)
-            unsure = np.flatnonzero(code < 0)
-            if len(unsure):  # cells an edge (or zero) cuts through: compare exactly
-                v = x.reshape(-1)[unsure]
-                code.reshape(-1)[unsure] = 2 * np.searchsorted(self.edges, v, side="right") + (v > 0)
-        code += np.arange(0, self.n_neurons * width, width, dtype=np.int32)
-        both = np.bincount(code.reshape(-1), minlength=self.n_neurons * width).reshape(self.n_neurons, -1, 2)
+        x = values if values.dtype in (torch.float16, torch.float32) else values.float()
+        x32 = x.float().numpy()  # (tokens, neurons), exact for float16
+        self._add_moments(values.numpy() if values.dtype == torch.float64 else x32)
+        _merge_top(self.top_v, self.top_key, *self._candidates(x32, keys))
+        both = _histogram(x.numpy(), self.edges)
         self.counts += both.sum(2)
         self.n_positive += both[:, :, 1].sum(1)
 
-    def _add_moments(self, n: int, mean: np.ndarray, m2: np.ndarray) -> None:
-        """Chan et al.'s parallel combination of (count, mean, M2)."""
+    def _add_moments(self, x: np.ndarray) -> None:
+        """Float64 sums of (x - shift) and its square by chunks of rows (small temporaries; shift: the
+        mean so far, or the first row), combined with the moments so far."""
+        n = len(x)
+        shift = self.avg if self.count else x[0].astype(np.float64)
+        s1, s2 = np.zeros(self.n_neurons), np.zeros(self.n_neurons)
+        for start in range(0, n, 256):
+            chunk = np.subtract(x[start : start + 256], shift)  # float64
+            s1 += chunk.sum(0)
+            s2 += np.einsum("ij,ij->j", chunk, chunk)
+        self._combine(n, shift + s1 / n, np.maximum(s2 - s1 * s1 / n, 0.0))
+
+    def _combine(self, n: int, mean: np.ndarray, m2: np.ndarray) -> None:  # Chan et al.'s parallel formula
         total = self.count + n
         delta = mean - self.avg
         self.avg = self.avg + delta * (n / total)
         self.m2 = self.m2 + m2 + delta**2 * (self.count * n / total)
         self.count = total
 
-    def _add_top(self, values: torch.Tensor, keys: torch.Tensor) -> None:
-        v = torch.cat([torch.from_numpy(self.top_v), values], dim=1)
-        key = torch.cat([torch.from_numpy(self.top_key), keys], dim=1)
-        v, key = _best(v, key, self.k)
-        self.top_v, self.top_key = v.numpy(), key.numpy()
+    def _candidates(self, x: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(neuron, value, key) of the tokens of (tokens, neurons) float32 ``x`` that can enter a neuron's
+        top-k (above its k-th value, or equal with a smaller key); for a neuron with more than 4k of
+        them (every neuron in a first batch), its batch top-k from ``torch.topk`` instead."""
+        threshold, last = self.top_v[:, -1], self.top_key[:, -1]
+        mask = x >= threshold
+        heavy = np.flatnonzero(mask.sum(0, dtype=np.int32) > 4 * self.k)
+        parts = []
+        if len(heavy):
+            mask[:, heavy] = False
+            xt = torch.from_numpy(x)
+            xt = xt.T.contiguous() if len(heavy) == self.n_neurons else xt.index_select(1, torch.from_numpy(heavy)).T.contiguous()
+            values, chosen = _batch_top(xt, torch.from_numpy(keys), self.k)
+            parts.append((np.repeat(heavy, values.shape[1]), values.numpy().reshape(-1), chosen.numpy().reshape(-1)))
+        rows, cols = np.divmod(np.flatnonzero(mask), self.n_neurons)
+        values, chosen = x[rows, cols], keys[rows]
+        keep = (values > threshold[cols]) | (chosen < last[cols])
+        parts.append((cols[keep], values[keep], chosen[keep]))
+        return tuple(np.concatenate(p) for p in zip(*parts))
 
     def merge(self, other: NeuronSummary) -> NeuronSummary:
         """The summary of both parts (neither is changed). They must share ``k``, edges and neurons."""
@@ -214,15 +236,13 @@ class NeuronSummary:
                 f"{self.n_neurons} and {other.n_neurons}, histogram edges {'equal' if same_edges else 'differ'}. "
                 "Summarise both parts with the same k, edges and layer."
             )
-        out = NeuronSummary(self.k, self.edges, self.count, self.avg.copy(), self.m2.copy(),
-                            self.n_positive + other.n_positive, self.counts + other.counts, self.top_v, self.top_key)
+        out = NeuronSummary(self.k, self.edges, self.count, self.avg.copy(), self.m2.copy(), self.n_positive + other.n_positive,
+                            self.counts + other.counts, self.top_v.copy(), self.top_key.copy())
         if other.count:
-            out._add_moments(other.count, other.avg, other.m2)
-        out._add_top(torch.from_numpy(other.top_v), torch.from_numpy(other.top_key))
+            out._combine(other.count, other.avg, other.m2)
+        filled = other.top_key != _EMPTY_KEY
+        _merge_top(out.top_v, out.top_key, np.nonzero(filled)[0], other.top_v[filled], other.top_key[filled])
         return out
-
-    def _per_token(self, total: np.ndarray) -> np.ndarray:
-        return total / self.count if self.count else np.full(self.n_neurons, np.nan)
 
     @property
     def mean(self) -> np.ndarray:
@@ -232,12 +252,12 @@ class NeuronSummary:
     @property
     def std(self) -> np.ndarray:
         """(neurons,) population standard deviation (ddof=0, as ``np.std``), float64 (NaN before any token)."""
-        return np.sqrt(self._per_token(self.m2))
+        return np.sqrt(self.m2 / self.count) if self.count else np.full(self.n_neurons, np.nan)
 
     @property
     def fraction_positive(self) -> np.ndarray:
         """(neurons,) fraction of tokens where the neuron is > 0 (NaN before any token)."""
-        return self._per_token(self.n_positive)
+        return self.n_positive / self.count if self.count else np.full(self.n_neurons, np.nan)
 
     @property
     def histogram(self) -> np.ndarray:
@@ -245,6 +265,12 @@ class NeuronSummary:
         bin 0 is the underflow (``x < edges[0]``), the last bin the overflow (``x >= edges[-1]``, NaN
         too), so every token is counted once and the rows sum to the token count."""
         return self.counts.copy()
+
+    @property
+    def bins(self) -> np.ndarray:
+        """(len(edges) + 1, 2) float64 [lower, upper) bound of each histogram bin (-inf and inf outside)."""
+        bounds = np.concatenate([[-np.inf], self.edges.astype(np.float64), [np.inf]])
+        return np.stack([bounds[:-1], bounds[1:]], 1)
 
     @property
     def top_values(self) -> np.ndarray:
@@ -320,7 +346,7 @@ class Summaries:
                 f"Cannot merge summaries of different captures: columns {sorted(self.neurons)} (lens: "
                 f"{self.lens is not None}) and {sorted(other.neurons)} (lens: {other.lens is not None})."
             )
-        lens = self.lens.merge(other.lens) if self.lens is not None and other.lens is not None else None
+        lens = None if self.lens is None or other.lens is None else self.lens.merge(other.lens)
         return Summaries({name: s.merge(other.neurons[name]) for name, s in self.neurons.items()}, lens)
 
     @staticmethod
@@ -328,10 +354,7 @@ class Summaries:
         """Merge ``parts`` in list order (the result does not depend on the order, up to float64 rounding)."""
         if not parts:
             raise ValueError("Nothing to merge: no summaries given.")
-        out = parts[0]
-        for part in parts[1:]:
-            out = out.merge(part)
-        return out
+        return functools.reduce(Summaries.merge, parts[1:], parts[0])
 
     def save(self, path: str | os.PathLike) -> None:
         """Write to one safetensors file, atomically (a temporary file in the same folder, then a rename)."""
@@ -344,31 +367,25 @@ class Summaries:
         if self.lens is not None:
             meta["lens"] = {"count": self.lens.count}
             arrays.update({"lens/entropy_sum": self.lens.entropy_sum, "lens/kl_sum": self.lens.kl_sum})
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             save_file(arrays, tmp, metadata={"ecco.summaries": json.dumps(meta)})
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Summaries:
         """Read summaries written by :meth:`save`."""
         with safe_open(str(path), framework="numpy") as f:
-            raw = (f.metadata() or {}).get("ecco.summaries")
-            if raw is None:
-                raise ValueError(f"{path} is not an ecco summaries file (no 'ecco.summaries' metadata).")
-            meta = json.loads(raw)
+            meta = json.loads((f.metadata() or {}).get("ecco.summaries", "{}"))
             if meta.get("format") != _FORMAT:
-                raise ValueError(f"{path} has summaries format {meta.get('format')}; this ecco reads format {_FORMAT}.")
+                raise ValueError(f"{path} is not an ecco summaries file of format {_FORMAT} (format {meta.get('format')}).")
             arrays = {name: np.array(f.get_tensor(name)) for name in f.keys()}
-        neurons = {
-            name: NeuronSummary(m["k"], arrays[f"{name}/edges"], m["count"], *(arrays[f"{name}/{a}"] for a in _NEURON_ARRAYS[1:]))
-            for name, m in meta["neurons"].items()
-        }
-        lens = None
-        if meta["lens"] is not None:
-            lens = LensSummary(arrays["lens/entropy_sum"], arrays["lens/kl_sum"], meta["lens"]["count"])
+        neurons = {}
+        for name, m in meta["neurons"].items():
+            edges, *rest = (arrays[f"{name}/{field}"] for field in _NEURON_ARRAYS)
+            neurons[name] = NeuronSummary(m["k"], edges, m["count"], *rest)
+        lens = meta["lens"] and LensSummary(arrays["lens/entropy_sum"], arrays["lens/kl_sum"], meta["lens"]["count"])
         return cls(neurons, lens)

@@ -169,8 +169,8 @@ class LM(Core):
         small); shards hold about ``shard_tokens`` tokens of whole documents.
 
         In the same pass, mergeable summaries: per neuron the ``top_k`` (default 32) tokens
-        with (doc, position), mean, standard deviation, fraction positive and a histogram by
-        sign and power of two; with hidden states and an LM head (``lens``), each layer's mean
+        with (doc, position), mean, standard deviation, fraction positive and a histogram on
+        ``hist_edges`` (default: 0 and +-2**-10 .. +-2**7); with hidden states and an LM head (``lens``), each layer's mean
         logit-lens entropy and KL to the final distribution. ``summaries=False`` skips them.
 
         Running the same call again continues after the last complete shard (a different run

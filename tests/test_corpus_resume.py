@@ -47,7 +47,8 @@ def _lm() -> ecco.LM:
     return ecco.from_model(tiny.model("gpt2"), tiny.tokenizer(), verbose=False)
 
 
-def _assert_same(a, b) -> None:
+def assert_same_run(a, b) -> None:
+    """Same rows, bit for bit, and the same summaries (top-k and histograms exactly)."""
     assert a.table.column("doc_id").to_pylist() == b.table.column("doc_id").to_pylist()
     assert a.table.column("token_id").to_pylist() == b.table.column("token_id").to_pylist()
     for column in a.columns:
@@ -60,6 +61,8 @@ def _assert_same(a, b) -> None:
         np.testing.assert_array_equal(summary.histogram, other.histogram)
         np.testing.assert_allclose(summary.mean, other.mean, rtol=1e-12)
         np.testing.assert_allclose(summary.std, other.std, rtol=1e-9)
+    if a.summary.lens is not None:
+        np.testing.assert_allclose(a.summary.lens.mean_kl, b.summary.lens.mean_kl, rtol=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +95,7 @@ def test_killed_subprocess_resumes_to_the_same_run(tmp_path, reference):
     assert not [p for p in (out / "shards").iterdir() if p.name.endswith(".tmp")]
     docs = resumed.table.column("doc_id").to_numpy()
     assert sorted(set(docs.tolist())) == list(range(40))
-    _assert_same(resumed, reference)
+    assert_same_run(resumed, reference)
 
 
 def test_ctrl_c_mid_shard_keeps_the_complete_shards(tmp_path, reference, monkeypatch):
@@ -114,4 +117,4 @@ def test_ctrl_c_mid_shard_keeps_the_complete_shards(tmp_path, reference, monkeyp
     assert shards == sorted(n for s in listed for n in (Path(s.file).name, Path(s.summary).name))
     monkeypatch.undo()
     torch.manual_seed(0)
-    _assert_same(_lm().run_corpus(texts(), out, **OPTIONS), reference)
+    assert_same_run(_lm().run_corpus(texts(), out, **OPTIONS), reference)

@@ -143,24 +143,17 @@ class LM(Core):
         """
         return forced.attribute(self, prompt, target, foil, attribution, score, options)
 
-    def run_corpus(
-        self,
-        source: object,
-        out_dir: str | os.PathLike,
-        layers: Sequence[int] | None = None,
-        *,
-        activations: bool = True,
-        hidden_states: bool = False,
-        dtype: str = "float16",
-        **options,
-    ) -> ecco.corpus.Corpus:
+    def run_corpus(self, source: object, out_dir: str | os.PathLike, layers: Sequence[int] | None = None,
+                   **options) -> ecco.corpus.Corpus:
         """Capture a whole corpus in one streaming pass (no generation) into Arrow shards on disk.
 
         ``source``: a list of texts, a ``datasets.Dataset`` (or a folder saved with
         ``save_to_disk``) with a ``text_column`` (default ``'text'``), a folder or glob of text
         files, or :func:`ecco.corpus.python_stdlib`. ``layers`` (default: all) are the blocks
-        whose FFN neuron ``activations`` and/or ``hidden_states`` are stored, in ``dtype``
-        (``'float16'`` or ``'float32'``), with token ids, token text, document id and position.
+        whose FFN neuron ``activations`` (default True) and/or ``hidden_states`` (default False)
+        are stored, in ``dtype`` (``'float16'``, the default, or ``'float32'``), with token ids,
+        token text, document id and position. ``stack`` picks the encoder of an
+        encoder-decoder model (the default there); ``text_column`` a dataset's text.
 
         Documents longer than ``max_tokens`` (default: 512, or less if the model takes less)
         are split into windows that overlap by ``overlap`` tokens (default 64); each token is
@@ -181,5 +174,4 @@ class LM(Core):
         from ..corpus.api import run_corpus  # pyarrow and datasets load only when a corpus is run
 
         return run_corpus(self.runner, self.tokenizer, self.model_name, source, out_dir, layers=layers,
-                          activations=activations, hidden_states=hidden_states, dtype=dtype,
                           model_config=self.flags.model_config, **options)

@@ -3,6 +3,7 @@ merged summaries, and accessors by document, position, layer and neuron."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..checks import as_int
+from .search import NeuronScore, Predicate, search, token_labels
 from .store import MANIFEST, SUMMARY, Manifest, read_manifest
 from .summaries import Summaries
 
@@ -173,6 +175,31 @@ class Corpus:
         values, docs, positions = summary.top_values[neuron], summary.top_doc_ids[neuron], summary.top_positions[neuron]
         keep = [i for i in range(len(values)) if docs[i] >= 0][: k or None]
         return [(float(values[i]), self.context(int(docs[i]), int(positions[i]), width)) for i in keep]
+
+    def search(self, predicate: Predicate, top: int = 20, layers: Sequence[int] | None = None) -> list[NeuronScore]:
+        """Which neurons fire on X: the ``top`` captured FFN neurons (of ``layers``, default all)
+        whose activation best separates the tokens matching ``predicate`` from the rest, by AUROC,
+        with the precision of each neuron's top-k tokens. ``predicate``: token strings, a regular
+        expression over token text, or ``fn(token, before) -> bool`` (``before``: the document's
+        text before the token)."""
+        capture = self.settings["capture"]
+        if not capture["activations"]:
+            raise ValueError("This run stored no FFN activations (activations=False); search needs them.")
+        chosen = capture["layers"] if layers is None else [as_int(n, "layer") for n in layers]
+        columns = [self._column("ffn", layer, None) for layer in chosen]
+        try:
+            summary = self.summary.neurons
+        except KeyError as error:
+            raise ValueError("This run has no neuron summaries (summaries=False); search reads their top-k.") from error
+        docs = self.table.column("doc_id").to_numpy()
+        positions = self.table.column("position").to_numpy().astype(np.int64)
+        labels = token_labels(self.table.column("token").to_pylist(), docs, positions, predicate)
+        tops = {c: np.where(summary[c].top_doc_ids >= 0, summary[c].top_doc_ids * 2**32 + summary[c].top_positions, -1)
+                for c in columns if c in summary}
+        missing = [c for c in columns if c not in tops]
+        if missing:
+            raise ValueError(f"This run has no neuron summaries for {missing} (summaries=False); search reads their top-k.")
+        return search(self.table, columns, labels, docs * 2**32 + positions, tops)[: as_int(top, "top", 1)]
 
     def bytes_per_token_per_layer(self) -> dict[str, float]:
         """Bytes one token takes on disk for each captured column (and all of them together)."""

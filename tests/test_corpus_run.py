@@ -98,6 +98,10 @@ def test_summaries_equal_brute_force_over_the_stored_rows(gpt2_run):
             np.testing.assert_array_equal(summary.top_positions[neuron], positions[order])
     value, context = run.top_tokens(1, 5, k=1)[0]
     assert context.token == run.tokens(context.doc_id)[context.position]
+    tokens = run.tokens(1)
+    around = run.context(1, 20, width=3)
+    assert (around.before, around.token, around.after) == (tokens[17:20], tokens[20], tokens[21:24])
+    assert run.context(1, 1, width=3).before == tokens[:1]
     assert value == run.summary.neurons["ffn.decoder.1"].top_values[5][0]
 
 

@@ -115,14 +115,18 @@ class Corpus:
         start, stop = self._span(doc)
         return self._index[0][start:stop]
 
-    def row(self, doc: int, position: int) -> int:
-        """The row of token ``position`` of document ``doc``."""
+    def _locate(self, doc: int, position: int) -> tuple[int, int, int]:
+        """Document ``doc``'s span in the sorted index and where token ``position`` is in it."""
         start, stop = self._span(doc)
         position = as_int(position, "position")
         index = start + int(np.searchsorted(self._index[2][start:stop], position))
         if index >= stop or self._index[2][index] != position:
             raise KeyError(f"Document {doc} has no token at position {position} (it has {stop - start} tokens).")
-        return int(self._index[0][index])
+        return start, stop, index
+
+    def row(self, doc: int, position: int) -> int:
+        """The row of token ``position`` of document ``doc``."""
+        return int(self._index[0][self._locate(doc, position)[2]])
 
     def tokens(self, doc: int) -> list[str]:
         """The text of document ``doc``'s tokens."""
@@ -160,12 +164,11 @@ class Corpus:
 
     def context(self, doc: int, position: int, width: int = 8) -> TokenContext:
         """The ``width`` tokens on each side of token (``doc``, ``position``)."""
-        start, stop = self._span(doc)
-        self.row(doc, position)  # says when there is no such token
-        index = int(np.searchsorted(self._index[2][start:stop], position))
-        tokens = self.tokens(doc)
-        return TokenContext(int(doc), int(position), tokens[max(0, index - width) : index], tokens[index],
-                            tokens[index + 1 : index + 1 + width])
+        start, stop, index = self._locate(doc, position)
+        first, last = max(start, index - width), min(stop, index + width + 1)
+        tokens = self.table.column("token").take(pa.array(self._index[0][first:last])).to_pylist()
+        here = index - first  # only the window's tokens are read, not the whole document's
+        return TokenContext(int(doc), int(position), tokens[:here], tokens[here], tokens[here + 1 :])
 
     def top_tokens(self, layer: int, neuron: int, k: int | None = None, width: int = 8,
                    stack: str | None = None) -> list[tuple[float, TokenContext]]:

@@ -30,7 +30,7 @@ from .models.registry import ArchitectureError
 from .output import OutputSeq, load
 
 if TYPE_CHECKING:
-    from . import corpus
+    from . import corpus, corpus_run
 
 __version__ = "0.2.0.dev0"
 __all__ = [
@@ -128,17 +128,19 @@ def from_model(
     return LM(model, tokenizer, model_name=model_name, **CaptureFlags.from_arguments(locals()).keywords())
 
 
-def load_corpus(out_dir: str | os.PathLike) -> corpus.Corpus:
+def load_corpus(out_dir: str | os.PathLike, lm: LM | None = None) -> corpus_run.CorpusRun:
     """A corpus run written by ``lm.run_corpus`` or ``ecco corpus``, read back from ``out_dir``
-    (memory-mapped): see :class:`ecco.corpus.Corpus`."""
-    from .corpus.reader import Corpus
+    (memory-mapped): see :class:`ecco.corpus_run.CorpusRun`. ``lm``, the model that made the
+    run, gives the neuron dashboards their direct effect on the output."""
+    from .corpus_run import CorpusRun
 
-    return Corpus(out_dir)
+    return CorpusRun(out_dir, lm=lm)
 
 
 def __getattr__(name: str) -> object:
     """``ecco.corpus`` and ``ecco.Corpus`` import pyarrow only when first used."""
-    if name in ("corpus", "Corpus"):
-        module = importlib.import_module(".corpus", __name__)
-        return module if name == "corpus" else module.Corpus
+    if name == "corpus":
+        return importlib.import_module(".corpus", __name__)
+    if name == "Corpus":
+        return importlib.import_module(".corpus_run", __name__).CorpusRun
     raise AttributeError(f"module 'ecco' has no attribute {name!r}")

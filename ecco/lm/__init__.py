@@ -23,7 +23,7 @@ from .flags import CaptureFlags
 from .inputs import Prompts
 
 if TYPE_CHECKING:
-    import ecco.corpus
+    import ecco.corpus_run
 
 __all__ = ["LM", "CaptureFlags"]
 
@@ -144,7 +144,7 @@ class LM(Core):
         return forced.attribute(self, prompt, target, foil, attribution, score, options)
 
     def run_corpus(self, source: object, out_dir: str | os.PathLike, layers: Sequence[int] | None = None,
-                   **options) -> ecco.corpus.Corpus:
+                   **options) -> ecco.corpus_run.CorpusRun:
         """Capture a whole corpus in one streaming pass (no generation) into Arrow shards on disk.
 
         ``source``: a list of texts, a ``datasets.Dataset`` (or a folder saved with
@@ -169,9 +169,12 @@ class LM(Core):
         Running the same call again continues after the last complete shard (a different run
         in ``out_dir`` is refused; ``overwrite=True`` starts again). ``backend='ray'`` runs the
         shards on a Ray cluster (``workers`` actors; ``ray_address`` or ``RAY_ADDRESS``, else a
-        local cluster). ``progress`` shows a bar. Returns the run as :class:`~ecco.corpus.Corpus`.
+        local cluster). ``progress`` shows a bar. Returns the run as :class:`~ecco.corpus_run.CorpusRun`
+        (linked to this model, for the dashboards' direct effects).
         """
         from ..corpus.api import run_corpus  # pyarrow and datasets load only when a corpus is run
+        from ..corpus_run import CorpusRun
 
-        return run_corpus(self.runner, self.tokenizer, self.model_name, source, out_dir, layers=layers,
-                          model_config=self.flags.model_config, **options)
+        run = run_corpus(self.runner, self.tokenizer, self.model_name, source, out_dir, layers=layers,
+                         model_config=self.flags.model_config, **options)
+        return CorpusRun(run.path, lm=self)

@@ -136,6 +136,16 @@ class Corpus:
         """Document ``doc``'s token ids."""
         return self.table.column("token_id").take(pa.array(self.rows(doc))).to_pylist()
 
+    def document_name(self, doc: int) -> str:
+        """A name for document ``doc``: its file's path for a folder or the standard library,
+        else ``'document <doc>'``."""
+        doc = as_int(doc, "doc")
+        return self._names.get(doc, f"document {doc}")
+
+    @cached_property
+    def _names(self) -> dict[int, str]:
+        return {int(k): v for s in self.manifest.shards for k, v in getattr(s, "names", {}).items()}
+
     def _column(self, kind: str, layer: int, stack: str | None) -> str:
         stack = stack or self.settings["capture"]["stack"]
         name = f"{kind}.{stack}.{as_int(layer, 'layer')}"

@@ -159,6 +159,19 @@ def test_manifest_datasets_and_bytes(gpt2_run, tmp_path):
     assert ecco.load_corpus(run.path).table.num_rows == run.table.num_rows
 
 
+def test_documents_are_named_by_their_files(gpt2_run, tmp_path):
+    lm, run = gpt2_run
+    assert run.document_name(0) == "document 0" and isinstance(run, ecco.Corpus) and run.lm is lm
+    folder = tmp_path / "texts"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "b.txt").write_text(TEXTS[0])
+    (folder / "sub" / "a.py").write_text(TEXTS[1])
+    named = lm.run_corpus(folder, tmp_path / "named", max_tokens=48, overlap=8, shard_tokens=10, progress=False)
+    assert len(named.manifest.shards) == 2  # names come back from every shard
+    assert [named.document_name(d) for d in (0, 1)] == ["b.txt", "sub/a.py"]
+    assert ecco.load_corpus(named.path).document_name(1) == "sub/a.py"
+
+
 @pytest.mark.parametrize("arch, tokenizer, stack", [("bert", tiny.pair_tokenizer, "encoder"), ("t5", tiny.tokenizer, "encoder")])
 def test_encoders_and_encoder_decoders(tmp_path, arch, tokenizer, stack):
     lm = _lm(arch, tokenizer())

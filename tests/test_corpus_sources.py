@@ -84,6 +84,7 @@ def test_folder_of_text_files(tree):
     assert texts[:3] == ["upper-case suffix", "# A heading\n", "bee"]
     assert texts[3] == "caf\ufffd"  # undecodable bytes are replaced, not an error
     assert texts[4] == "" and [i for i, _ in _docs(source)] == list(range(7))
+    assert [d.name for d in source.documents()] == expected  # names are the paths under the folder
     assert source.description == {
         "kind": "folder", "path": str(tree.resolve()), "suffixes": [".txt", ".md", ".rst", ".py"], "files": 7,
         "bytes": sum((tree / name).stat().st_size for name in expected),
@@ -205,6 +206,8 @@ def test_python_stdlib_first_files_are_the_real_files():
     assert source.paths == expected
     assert _docs(source) == [(i, p.read_text(encoding="utf-8", errors="replace")) for i, p in enumerate(expected)]
     assert all(text for _, text in _docs(source))
+    root = Path(sysconfig.get_paths()["stdlib"])
+    assert [d.name for d in source.documents()] == [p.relative_to(root).as_posix() for p in expected]
     description = source.description
     assert description["kind"] == "python_stdlib" and description["files"] == 5 == len(source)
     assert description["python"] == sys.version.split()[0]

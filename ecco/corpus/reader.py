@@ -144,7 +144,7 @@ class Corpus:
 
     @cached_property
     def _names(self) -> dict[int, str]:
-        return {int(k): v for s in self.manifest.shards for k, v in getattr(s, "names", {}).items()}
+        return {int(k): v for s in self.manifest.shards for k, v in s.names.items()}
 
     def _column(self, kind: str, layer: int, stack: str | None) -> str:
         stack = stack or self.settings["capture"]["stack"]

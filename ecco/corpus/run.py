@@ -72,6 +72,7 @@ class ShardPlan:
     n_docs: int = 0
     windows: list[Window] = field(default_factory=list)
     skipped_docs: list[int] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)  # doc_id -> name, for sources that name documents
 
     @property
     def n_tokens(self) -> int:
@@ -100,6 +101,8 @@ def plan_shards(
         by_doc, skipped = windows_for(tokenizer, group, settings.max_tokens, settings.overlap)
         for doc in group:
             current.n_docs += 1
+            if doc.name:
+                current.names[doc.doc_id] = doc.name
             if doc.doc_id in skipped:
                 current.skipped_docs.append(doc.doc_id)
             current.windows.extend(by_doc.get(doc.doc_id, []))
@@ -180,6 +183,7 @@ def process_shard(engine: Engine, settings: Settings, plan: ShardPlan, out_dir: 
         input_tokens=inputs,
         padded_tokens=padded,
         seconds=time.perf_counter() - started,
+        names={str(k): v for k, v in plan.names.items()},
     )
     return record, summaries
 

@@ -29,10 +29,12 @@ _DATASET_ROWS = 512  # rows read from a dataset at a time
 
 @dataclass(frozen=True)
 class Document:
-    """One document: its index in the source (``doc_id``) and its text."""
+    """One document: its index in the source (``doc_id``), its text, and a name for display
+    (a file's path; empty when the source has none)."""
 
     doc_id: int
     text: str
+    name: str = ""
 
 
 class Source:
@@ -96,15 +98,18 @@ class TextsSource(Source):
 class FilesSource(Source):
     """Text files, one document each, read (as UTF-8, undecodable bytes replaced) only when reached."""
 
-    def __init__(self, paths: Sequence[Path], description: dict) -> None:
+    def __init__(self, paths: Sequence[Path], description: dict, root: Path | None = None) -> None:
         self.paths = [Path(p) for p in paths]
+        self.root = root
         self.n_documents = len(self.paths)
         self.description = {**description, "files": len(self.paths), "bytes": sum(p.stat().st_size for p in self.paths)}
 
     def documents(self, start: int = 0) -> Iterator[Document]:
         """The files' texts from file ``start`` on; earlier files are not opened."""
         for doc_id in range(_start(start), len(self.paths)):
-            yield Document(doc_id, self.paths[doc_id].read_text(encoding="utf-8", errors="replace"))
+            path = self.paths[doc_id]
+            name = path.relative_to(self.root).as_posix() if self.root else path.name
+            yield Document(doc_id, path.read_text(encoding="utf-8", errors="replace"), name)
 
 
 class DatasetSource(Source):
@@ -248,7 +253,8 @@ def _from_path(path: str | os.PathLike, text_column: str) -> Source:
                 f"The source is empty: {target} has no files ending in {', '.join(FILE_SUFFIXES)}. Give a glob "
                 "such as 'folder/**/*.html' for other files."
             )
-        return FilesSource(files, {"kind": "folder", "path": str(target.resolve()), "suffixes": list(FILE_SUFFIXES)})
+        return FilesSource(files, {"kind": "folder", "path": str(target.resolve()), "suffixes": list(FILE_SUFFIXES)},
+                           root=target)
     if any(c in text for c in _GLOB_CHARS):
         pattern = os.path.abspath(os.path.expanduser(text))  # the description names the same files from anywhere
         matches = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
@@ -303,4 +309,5 @@ def python_stdlib(max_files: int | None = None, min_bytes: int = 1) -> FilesSour
     if not files:
         raise ValueError(f"The source is empty: no .py files of at least {min_bytes} bytes under {root}.")
     version = sys.version.split()[0]
-    return FilesSource(files, {"kind": "python_stdlib", "python": version, "root": str(root), "min_bytes": min_bytes})
+    return FilesSource(files, {"kind": "python_stdlib", "python": version, "root": str(root), "min_bytes": min_bytes},
+                       root=root)

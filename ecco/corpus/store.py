@@ -59,6 +59,7 @@ class ShardRecord:
     input_tokens: int
     padded_tokens: int
     seconds: float
+    names: dict[str, str] = field(default_factory=dict)  # doc_id (as text, JSON's keys) -> document name
 
 
 @dataclass

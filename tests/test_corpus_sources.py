@@ -223,5 +223,10 @@ def test_python_stdlib_whole():
     assert not any("site-packages" in p.parts for p in source.paths)
     assert any(p.name == "os.py" for p in source.paths) and Path(os.__file__).resolve() in {p.resolve() for p in expected}
     assert python_stdlib(min_bytes=0).n_documents >= len(source)  # empty files count again
+    small = python_stdlib(max_bytes=20_000)
+    assert small.paths == [p for p in expected if p.stat().st_size <= 20_000] and len(small) < len(source)
+    assert small.description["max_bytes"] == 20_000
+    with pytest.raises(ValueError, match="max_bytes"):
+        python_stdlib(min_bytes=100, max_bytes=50)
     with pytest.raises(ValueError, match="max_files"):
         python_stdlib(max_files=0)

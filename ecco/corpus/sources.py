@@ -290,24 +290,29 @@ def as_source(obj: object, text_column: str = "text") -> Source:
     )
 
 
-def python_stdlib(max_files: int | None = None, min_bytes: int = 1) -> FilesSource:
+def python_stdlib(max_files: int | None = None, min_bytes: int = 1, max_bytes: int | None = None) -> FilesSource:
     """The Python standard library's own ``.py`` files as a corpus: code, comments and docstrings.
 
     Files under ``sysconfig.get_paths()["stdlib"]``, sorted by relative path, without
     ``site-packages``, ``dist-packages`` and ``__pycache__``; files smaller than ``min_bytes``
-    (by default the empty ones) are left out; ``max_files`` keeps the first ones.
+    (by default the empty ones) and larger than ``max_bytes`` (e.g. to keep one huge file from
+    taking most of a small slice) are left out; ``max_files`` keeps the first ones.
     """
     if max_files is not None:
         max_files = as_int(max_files, "max_files", 1)
     min_bytes = as_int(min_bytes, "min_bytes", 0)
+    if max_bytes is not None:
+        max_bytes = as_int(max_bytes, "max_bytes", max(min_bytes, 1))
     root = Path(sysconfig.get_paths()["stdlib"])
     if not root.is_dir():
         raise FileNotFoundError(f"The standard library folder {root} does not exist on this Python.")
-    files = [p for p in folder_files(root, (".py",), _EXCLUDED_DIRS) if p.is_file() and p.stat().st_size >= min_bytes]
+    files = [p for p in folder_files(root, (".py",), _EXCLUDED_DIRS)
+             if p.is_file() and min_bytes <= p.stat().st_size <= (max_bytes or float("inf"))]
     if max_files is not None:
         files = files[:max_files]
     if not files:
-        raise ValueError(f"The source is empty: no .py files of at least {min_bytes} bytes under {root}.")
+        raise ValueError(f"The source is empty: no .py files of {min_bytes} to {max_bytes or 'any'} bytes under {root}.")
     version = sys.version.split()[0]
-    return FilesSource(files, {"kind": "python_stdlib", "python": version, "root": str(root), "min_bytes": min_bytes},
+    return FilesSource(files, {"kind": "python_stdlib", "python": version, "root": str(root), "min_bytes": min_bytes,
+                                       "max_bytes": max_bytes},
                        root=root)

@@ -20,6 +20,7 @@ from typing import Any
 from markupsafe import Markup
 
 from .attention import render_attention_head, render_attention_model, render_attention_neuron
+from .corpus import render_neuron_dashboard
 from .html import MUTED, css, el
 from .lens import render_layer_predictions, render_rankings, render_trajectory
 from .neurons import render_similarity, render_top_neurons
@@ -40,6 +41,7 @@ RENDERERS: dict[str, Callable[[dict], Markup]] = {
     "attention_head": render_attention_head,
     "attention_model": render_attention_model,
     "attention_neuron": render_attention_neuron,
+    "neuron_dashboard": render_neuron_dashboard,
 }
 
 NOTE = ("Static preview: scripts did not run here, so this view is not interactive. "

@@ -124,9 +124,10 @@ def _search(data: dict) -> Markup:
         contexts = _dicts(n.get("contexts"))
         max_abs = _max_abs(contexts)
         auroc = finite(n.get("auroc"))
+        shown_auroc = "\u2013" if auroc is None else f"{auroc:.3f}"
         lines = [el("div", {"title": _where(c)}, _context(c, max_abs)) for c in contexts]
         return (str(n.get("rank", "")), f"L{n.get('layer', '?')} \u00b7 n{n.get('neuron', '?')}",
-                Markup("").join((bar(auroc or 0.0, tint(ORANGE, 1), "60px"), Markup(" "), fmt(auroc, 3))),
+                Markup("").join((bar(auroc or 0.0, tint(ORANGE, 1), "60px"), Markup(" "), shown_auroc)),
                 f"{pct(finite(n.get('precision_at_k')))} of {n.get('k', '?')}",
                 (Markup("").join(lines), css(text_align="left"), None))
 

@@ -28,6 +28,7 @@
   function signed(v) { return v === null || v === undefined ? "\u2013" : (v > 0 ? "+" : "") + fmt(v); }
   function pct(p) { return p === null || p === undefined ? "\u2013" : (100 * p).toFixed(1) + "%"; }
   function list(x) { return Array.isArray(x) ? x : []; }
+  function known(x) { return x === null || x === undefined ? "?" : String(x); }
 
   function shade(v, maxAbs) {
     return v === null || maxAbs <= 0 ? "transparent" : util.colorScale(Math.abs(v) / maxAbs, v < 0 ? NEGATIVE : POSITIVE);
@@ -161,12 +162,12 @@
       data.stack ? el("span", { class: "ecco-nd-chip" }, String(data.stack)) : null,
       el("span", { class: "ecco-nd-stats" }, [
         "mean " + fmt(num(data.mean)), " \u00b7 std " + fmt(num(data.std)),
-        " \u00b7 active (> 0) on " + pct(num(data.fraction_positive)) + " of " + data.count + " tokens"
+        " \u00b7 active (> 0) on " + pct(num(data.fraction_positive)) + " of " + known(data.count) + " tokens"
       ])
     ]));
     var detail = el("div", { class: "ecco-nd-detail", "aria-live": "polite" });
     var list_ = el("div", { class: "ecco-nd-contexts" }, [
-      el("div", { class: "ecco-nd-subhead" }, "Top activations (" + contexts.length + " of the " + data.k + " kept), " + data.width + " tokens each side")
+      el("div", { class: "ecco-nd-subhead" }, "Top activations (" + contexts.length + " of the " + known(data.k) + " kept), " + known(data.width) + " tokens each side")
     ].concat(contexts.map(function (ctx, i) { return contextNode(ctx, i, maxAbs, false); })));
     if (!contexts.length) list_.appendChild(el("div", { class: "ecco-note" }, "no tokens to show"));
     var selected = null;
@@ -202,7 +203,7 @@
     root.appendChild(el("div", { class: "ecco-nd-body" }, [
       el("div", { class: "ecco-nd-main" }, [list_, detail]),
       el("div", { class: "ecco-nd-side" }, [
-        el("div", { class: "ecco-nd-subhead" }, "Activation histogram (" + data.count + " tokens)"),
+        el("div", { class: "ecco-nd-subhead" }, "Activation histogram (" + known(data.count) + " tokens)"),
         histogram(data.histogram, readout), readout, effects
       ])
     ]));
@@ -226,7 +227,7 @@
           el("span", { class: "ecco-nd-track" }, el("span", { class: "ecco-nd-fill", style: { width: (auroc === null ? 0 : 100 * auroc).toFixed(1) + "%" } })),
           " " + (auroc === null ? "\u2013" : auroc.toFixed(3))
         ]),
-        el("td", { class: "ecco-nd-num ecco-ns-precision" }, pct(num(row.precision_at_k)) + " of " + row.k),
+        el("td", { class: "ecco-nd-num ecco-ns-precision" }, pct(num(row.precision_at_k)) + " of " + known(row.k)),
         el("td", { class: "ecco-ns-contexts" }, list(row.contexts).map(function (ctx, i) {
           var node = contextNode(ctx, i, scales[r], true);
           node.dataset.row = r;

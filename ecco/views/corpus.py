@@ -16,7 +16,7 @@ from dataclasses import asdict
 from typing import Any, overload
 
 from ..checks import as_int
-from ..corpus.dashboard import number, read_contexts, top_peaks, unit_stats
+from ..corpus.dashboard import ValueReader, number, read_contexts, top_peaks, unit_stats
 from ..corpus.reader import Corpus
 from ..corpus.search import NeuronScore, Predicate
 from ..corpus.summaries import NeuronSummary
@@ -95,9 +95,11 @@ def direct_effects(run: Any, stack: str, layer: int, neuron: int, n: int) -> tup
 
 
 # ------------------------------------------------------------------ dashboards
-def _dashboard(run: Corpus, summary: NeuronSummary, unit: int, k: int | None, width: int, values: Any) -> dict:
+def _dashboard(run: Corpus, summary: NeuronSummary, unit: int, k: int | None, width: int, values: ValueReader) -> dict:
+    """The data both dashboards share: top contexts (values from ``values``), histogram and moments."""
+    width = as_int(width, "width", 0)
     peaks = top_peaks(summary, unit, k)
-    return {"contexts": read_contexts(run, peaks, width, values), "width": as_int(width, "width", 0),
+    return {"contexts": read_contexts(run, peaks, width, values), "width": width,
             "k": summary.k, **unit_stats(summary, unit)}
 
 
@@ -113,13 +115,12 @@ def neuron_dashboard(run: Corpus, layer: int, neuron: int, k: int | None = None,
     wrong = f"neuron={neuron} is out of range: layer {layer} has {summary.n_neurons} neurons (0..{summary.n_neurons - 1})."
     neuron = as_int(neuron, "neuron", 0, summary.n_neurons - 1, wrong)
     effects = as_int(effects, "effects", 0)
+    dashboard = _dashboard(run, summary, neuron, k, width, lambda rows: run.array(column, rows))
     found, why = direct_effects(run, stack_name, layer, neuron, effects) if effects else (None, None)
     data = {
         "kind": "neuron", "title": _title(run, f"Neuron {neuron} of {stack_name} layer {layer}"),
         "name": f"layer {layer} \u00b7 neuron {neuron}", "column": column, "stack": stack_name, "layer": layer,
-        "neuron": neuron, "model": run.settings["model"],
-        **_dashboard(run, summary, neuron, k, width, lambda rows: run.array(column, rows)),
-        "effects": found, "effects_note": why,
+        "neuron": neuron, "model": run.settings["model"], **dashboard, "effects": found, "effects_note": why,
     }
     return data if printJson else View(VIEW, data)
 

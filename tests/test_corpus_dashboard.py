@@ -218,3 +218,16 @@ def test_search_result_and_view(run):
     assert "tokens matching /^\\s+$/" in repr(run.search(r"^\s+$", top=2))
     with pytest.raises(ValueError, match="contexts"):
         found.view(contexts=-1)
+
+
+def test_factor_dashboard_of_real_corpus_factors(run):
+    factors_module = pytest.importorskip("ecco.corpus.factors")
+    factors = factors_module.fit_factors(run, "nmf", 3)
+    everything = factors.values(run, np.arange(run.table.num_rows)).astype(np.float64)
+    k = min(4, factors.summary.k)
+    for index in range(3):
+        data = run.factor(factors, index, k=k, width=2, printJson=True)
+        check_contexts(data["contexts"], brute_contexts(run, everything[:, index], k, 2), run)
+        assert data["fraction_positive"] == pytest.approx((everything[:, index] > 0).mean())
+    with pytest.raises(ValueError, match="index=3 is out of range"):
+        run.factor(factors, 3)

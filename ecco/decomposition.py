@@ -139,8 +139,9 @@ class Decomposition:
 
     def display_factors(self) -> tuple[np.ndarray, list[str]]:
         """Non-negative factors for display: signed methods show each component's positive and
-        negative directions as two factors ("k+" and "k-")."""
-        if self.method == "nmf":
+        negative directions as two factors ("k+" and "k-"); NMF and sparse-autoencoder codes are
+        non-negative already."""
+        if self.method in ("nmf", "sae"):
             return self.components, [str(k) for k in range(self.n_components)]
         positive, negative = np.maximum(self.components, 0), np.maximum(-self.components, 0)
         values = np.stack([positive, negative], axis=1).reshape(-1, self.components.shape[1])

@@ -121,24 +121,39 @@ class OutputSeq(Record):
     # ------------------------------------------------------ neuron activations
     def run_nmf(
         self,
-        n_components: int | str = 10,
+        n_components: int | str | None = None,
         from_layer: int | None = None,
         to_layer: int | None = None,
-        nonneg: str = "clip",
+        nonneg: str | None = None,
+        factors: object | None = None,
         **kwargs,
     ) -> neuron_views.FactorExplorer:
         """Ecco's NMF of the neuron activations (layers [from_layer, to_layer)); ``explore()``
-        and ``plot()`` on the result. ``nonneg='split'`` keeps negative activations as separate
-        features; ``n_components='auto'`` picks the elbow of the reconstruction error;
-        ``exclude='first'`` (or ``'special'``, token positions, or a list of these) leaves tokens
-        out of the fit, e.g. the first token's massive activation (see docs/neurons.md)."""
-        return neuron_views.run_decomposition(self, "nmf", n_components, from_layer, to_layer, nonneg, **kwargs)
+        and ``plot()`` on the result. ``n_components``: 10 by default, or ``'auto'`` (the elbow of
+        the reconstruction error); ``nonneg='split'`` keeps negative activations as separate
+        features (default ``'clip'``); ``exclude='first'`` (or ``'special'``, token positions, or a
+        list of these) leaves tokens out of the fit, e.g. the first token's massive activation
+        (see docs/neurons.md).
+
+        ``factors=``: NMF factors fitted over a corpus run (``run.fit_factors('nmf', ...)``, a
+        ``CorpusFactors``) are applied instead of fitting new ones: this output's activations of
+        exactly their layers and stack go through ``factors.transform`` (nothing is refitted), so
+        every prompt is shown in the same factors. ``components`` are then the transform's output,
+        ``loadings`` the factors' own. The output must capture those layers of the same model;
+        ``n_components``, ``nonneg``, ``from_layer`` and ``to_layer`` may be left out (or must agree
+        with the factors)."""
+        return neuron_views.run_decomposition(self, "nmf", n_components, from_layer, to_layer, nonneg, factors=factors,
+                                              **kwargs)
 
     def run_decomposition(
-        self, method: str = "nmf", n_components: int | str = 10, **kwargs
+        self, method: str | None = None, n_components: int | str | None = None, factors: object | None = None, **kwargs
     ) -> neuron_views.FactorExplorer:
-        """NMF, PCA, ICA or truncated SVD of the activations, through one interface."""
-        return neuron_views.run_decomposition(self, method, n_components, **kwargs)
+        """NMF, PCA, ICA or truncated SVD of the activations, through one interface (``method``
+        default ``'nmf'``, ``n_components`` default 10; the keywords of :meth:`run_nmf`).
+        ``factors=``: corpus-fitted factors of any method (NMF, PCA or a sparse autoencoder,
+        ``run.fit_factors(...)``) applied to this output's activations of their layers, without
+        fitting (see :meth:`run_nmf`); ``method`` and ``n_components`` may then be left out."""
+        return neuron_views.run_decomposition(self, method, n_components, factors=factors, **kwargs)
 
     def top_neurons(
         self, position: int, k: int = 10, sequence: int = 0, stack: str | None = None, printJson: bool = False

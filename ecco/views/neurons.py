@@ -3,6 +3,7 @@ similarity, and the factor explorer of a decomposition (Ecco's NMF view)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -137,14 +138,69 @@ class FactorExplorer(decomposition.Decomposition):
 
 
 def run_decomposition(
-    record: Record, method: str = "nmf", n_components: int | str = 10, from_layer: int | None = None,
-    to_layer: int | None = None, nonneg: str = "clip", sequences: list[int] | None = None,
-    stack: str | None = None, seed: int = 0, exclude: int | str | list[int | str] | None = None, **kwargs,
+    record: Record, method: str | None = "nmf", n_components: int | str | None = None, from_layer: int | None = None,
+    to_layer: int | None = None, nonneg: str | None = None, sequences: list[int] | None = None,
+    stack: str | None = None, seed: int = 0, exclude: int | str | list[int | str] | None = None,
+    factors: Any = None, **kwargs,
 ) -> FactorExplorer:
-    """See :meth:`ecco.output.OutputSeq.run_decomposition`."""
+    """See :meth:`ecco.output.OutputSeq.run_decomposition`. With ``factors`` (corpus-fitted
+    ``CorpusFactors``), the record's activations of exactly their layers are transformed by them
+    (no fit); ``method``, ``n_components`` and ``nonneg`` may be left out (None) or must agree."""
+    if factors is not None:
+        return _apply_factors(record, factors, method, n_components, from_layer, to_layer, nonneg, sequences, stack,
+                              exclude, kwargs)
+    method = "nmf" if method is None else method
     if method not in decomposition.METHODS:
         raise ValueError(f"Unknown decomposition method {method!r}; valid: {', '.join(decomposition.METHODS)}.")
     selection = select_activations(record, from_layer, to_layer, sequences, stack, exclude)
-    found = decomposition.factorise(selection, method, n_components, nonneg, seed, result=FactorExplorer, **kwargs)
+    n_components = 10 if n_components is None else n_components
+    found = decomposition.factorise(selection, method, n_components, nonneg or "clip", seed, result=FactorExplorer,
+                                    **kwargs)
     found.record = record
+    return found
+
+
+def _apply_factors(record: Record, factors: Any, method: str | None, n_components: int | str | None,
+                   from_layer: int | None, to_layer: int | None, nonneg: str | None, sequences: list[int] | None,
+                   stack: str | None, exclude: Any, kwargs: dict) -> FactorExplorer:
+    """Corpus-fitted ``factors`` applied to the record's activations of their layers (see
+    :func:`run_decomposition`)."""
+    asked = {"method": (method, factors.method), "n_components": (n_components, factors.n_components),
+             "nonneg": (nonneg, factors.nonneg)}
+    for name, (given, theirs) in asked.items():
+        if given is not None and given != theirs:
+            raise ValueError(f"{name}={given!r} contradicts the corpus-fitted factors ({name}={theirs!r}): leave "
+                             f"{name} out when factors= is given.")
+    if kwargs:
+        raise ValueError(f"factors= applies fitted factors, nothing is fitted: options {sorted(kwargs)} do not apply.")
+    if stack is not None and stack != factors.stack:
+        raise ValueError(f"stack={stack!r}, but the factors were fitted on the {factors.stack!r} stack.")
+    if record.model_name != factors.model_name:
+        raise ValueError(f"These factors were fitted on {factors.model_name!r}'s activations; this output is of "
+                         f"{record.model_name!r}.")
+    name, acts, captured = _stack(record, factors.stack)
+    layers = [int(n) for n in factors.layers]
+    missing = [n for n in layers if n not in captured]
+    if missing:
+        raise ValueError(f"The factors read {name} layers {layers}; this output did not capture {missing} (captured: "
+                         f"{captured}). Create the LM with activations=True and activations_layer_nums={layers}.")
+    if acts.shape[2] != factors.n_neurons:
+        raise ValueError(f"The factors read {factors.n_neurons} neurons per layer; this output's layers have "
+                         f"{acts.shape[2]}.")
+    low, high = min(layers), max(layers) + 1
+    if (from_layer is not None and as_int(from_layer, "from_layer") > low) or (
+            to_layer is not None and as_int(to_layer, "to_layer") < high):
+        raise ValueError(f"from_layer={from_layer}, to_layer={to_layer} leave out layers the factors read ({layers}); "
+                         "leave them out when factors= is given.")
+    selection = select_activations(record, low, high, sequences, name, exclude)
+    width = factors.n_neurons
+    blocks = [selection.matrix[selection.layers.index(n) * width : (selection.layers.index(n) + 1) * width] for n in layers]
+    selection.layers, selection.matrix = layers, np.concatenate(blocks)
+    codes = factors.transform(selection.matrix.T)  # (tokens, components)
+    features = factors.features(selection.matrix.T)
+    reconstruction = factors.reconstruct(codes)
+    error = float(np.linalg.norm(features - reconstruction) / max(np.linalg.norm(features), 1e-12))
+    found = FactorExplorer(method=factors.method, n_components=factors.n_components, components=codes.T,
+                           loadings=factors.loadings, model=factors.model, selection=selection, nonneg=factors.nonneg,
+                           reconstruction_error=error, record=record)
     return found

@@ -71,3 +71,25 @@ def test_search_bad_input(run):
         run.search("a", layers=[7])
     with pytest.raises(TypeError, match="token strings"):
         run.search({1, 2})
+
+
+def test_counted_auroc_of_float16_equals_sklearn_with_ties_and_signed_zeros():
+    rng = np.random.default_rng(0)
+    values = (rng.standard_normal((3000, 5)) * np.array([1e-3, 1, 30, 1, 1])).astype(np.float16)
+    values[:200, 0], values[200:400, 0] = 0.0, -0.0  # equal values, both zeros
+    values[:, 3] = np.round(values[:, 3])  # few distinct values: many ties
+    values[:, 4] = 1.5  # constant: 0.5
+    labels = rng.random(3000) < 0.15
+    counted = search_module.half_auroc(values, labels)
+    expected = [roc_auc_score(labels, values[:, j].astype(np.float32)) for j in range(5)]
+    np.testing.assert_allclose(counted, expected, rtol=0, atol=1e-12)
+
+
+def test_float32_runs_are_ranked(tmp_path):
+    lm = ecco.from_model(tiny.model("gpt2"), tiny.tokenizer(), verbose=False)
+    run = lm.run_corpus(TEXTS, tmp_path, layers=[1], dtype="float32", max_tokens=48, overlap=8, top_k=4, progress=False)
+    tokens = run.table.column("token").to_pylist()
+    labels = np.array([t.strip() == "" for t in tokens])
+    best = run.search(r"^\s+$", top=1)[0]
+    values = run.activations(1)[:, best.neuron]
+    assert values.dtype == np.float32 and best.auroc == pytest.approx(roc_auc_score(labels, values), abs=1e-12)

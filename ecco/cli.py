@@ -1,5 +1,6 @@
-"""Command line: ``ecco report`` writes a standalone HTML report; ``ecco demo`` is the report
-of the bundled SmolLM2 with its defaults; ``ecco corpus`` captures a corpus to Arrow shards."""
+"""Command line: ``ecco report`` writes a standalone HTML report (``--corpus RUN_DIR``: of a
+corpus run's neurons); ``ecco demo`` is the report of the bundled SmolLM2 with its defaults;
+``ecco corpus`` captures a corpus to Arrow shards."""
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="write a standalone HTML report for a model and a prompt")
-    report.add_argument("--model", default=DEFAULT_MODEL, help="bundled alias, local folder or hub id")
+    report.add_argument("--model", default=None,
+                        help=f"bundled alias, local folder or hub id (default {DEFAULT_MODEL}; with --corpus, the run's)")
     demo = commands.add_parser("demo", help="the report of the bundled SmolLM2 with default settings")
     for sub, out in ((report, "report.html"), (demo, "ecco-demo.html")):
         sub.add_argument("--prompt", default=DEFAULT_PROMPT, help="text to continue (or to read, for encoders)")
@@ -41,8 +43,23 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--attribution", default="grad_x_input", help="comma-separated attribution methods")
     report.add_argument("--views", default=None,
                         help=f"comma-separated views, from: {', '.join(VIEWS)} (default: all the model can give)")
+    _corpus_report_arguments(report)
     _corpus_parser(commands)
     return parser
+
+
+def _corpus_report_arguments(report: argparse.ArgumentParser) -> None:
+    group = report.add_argument_group("corpus report", "with --corpus RUN_DIR: a report of a corpus run's neurons")
+    group.add_argument("--corpus", default=None, help="a corpus run folder (written by `ecco corpus`)")
+    group.add_argument("--search", action="append", default=[], metavar="NAME=REGEX",
+                       help="a search query over token text (repeat it; default: opening brackets, line "
+                       "indentation and string literals)")
+    group.add_argument("--top", type=int, default=5, help="neurons shown per query (default 5)")
+    group.add_argument("--contexts", type=int, default=3, help="contexts shown per neuron in a search (default 3)")
+    group.add_argument("--neurons", default=None, metavar="L:N,...", help="more neuron dashboards, e.g. 12:345,3:7")
+    group.add_argument("--factors", type=int, default=0, help="fit this many NMF factors and show them (default 0)")
+    group.add_argument("--factor-layers", default=None, help="comma-separated layers for --factors (default: middle)")
+    group.add_argument("--no-model", action="store_true", help="do not load the model (no direct effects)")
 
 
 def _corpus_parser(commands: argparse._SubParsersAction) -> None:
@@ -88,6 +105,18 @@ def run_corpus_command(args: argparse.Namespace) -> Path:
     sizes = run.bytes_per_token_per_layer()
     print("bytes per token: " + ", ".join(f"{name} {size:.0f}" for name, size in sizes.items()))
     return Path(args.out)
+
+
+def run_corpus_report(args: argparse.Namespace) -> Path:
+    """``ecco report --corpus RUN_DIR``: search results and dashboards of a corpus run."""
+    from ecco.corpus_report import corpus_report, parse_neurons, parse_queries
+
+    layers = None if args.factor_layers is None else [int(p) for p in args.factor_layers.split(",") if p.strip()]
+    return corpus_report(
+        args.corpus, args.out, parse_queries(args.search), top=args.top, contexts=args.contexts,
+        neurons=parse_neurons(args.neurons), factors=args.factors, factor_layers=layers, model=args.model,
+        load_model=not args.no_model,
+    )
 
 
 def _log(message: str) -> None:
@@ -175,10 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_corpus_command(args)
         elif args.command == "demo":
             run_report(DEFAULT_MODEL, args.prompt, args.generate, args.out, ["grad_x_input"], DEMO_VIEWS)
+        elif args.corpus is not None:
+            run_corpus_report(args)
         else:
             split = lambda text: [part.strip() for part in text.split(",") if part.strip()]  # noqa: E731
             views = list(VIEWS) if args.views is None else split(args.views)
-            run_report(args.model, args.prompt, args.generate, args.out, split(args.attribution), views,
+            run_report(args.model or DEFAULT_MODEL, args.prompt, args.generate, args.out, split(args.attribution), views,
                        strict=args.views is not None)
     except Exception as error:  # one clear line for users, the traceback with --debug
         if args.debug:

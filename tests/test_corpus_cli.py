@@ -9,6 +9,7 @@ import pytest
 
 import ecco
 from ecco.cli import main
+from ecco.corpus.predicates import code_queries
 from tests import tiny
 
 
@@ -53,3 +54,34 @@ def test_corpus_command_bad_input_is_one_line(model_dir, tmp_path, capsys):
                  "--layers", "7"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("ecco: error:") and "0..2" in err[-1]
+
+
+def test_corpus_report(model_dir, tmp_path, capsys):
+    docs = tmp_path / "code"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"m{i}.py").write_text(f"def f{i}(x):\n    if x:\n        return [x, 'a{i}']\n    return (x)\n" * 3)
+    out = tmp_path / "run"
+    assert main(["corpus", "--model", str(model_dir), "--input", str(docs), "--out", str(out), "--layers", "0,1",
+                 "--max-tokens", "32", "--overlap", "4"]) == 0
+    page = tmp_path / "report.html"
+    assert main(["report", "--corpus", str(out), "--out", str(page), "--top", "3", "--neurons", "1:7",
+                 "--factors", "2", "--factor-layers", "1"]) == 0
+    html = page.read_text()
+    run = ecco.load_corpus(out)
+    for name, predicate in code_queries().items():
+        best = run.search(predicate, top=1)[0]
+        assert name in html and f"layer {best.layer} neuron {best.neuron}" in html
+    assert html.count('class="ecco-view ecco-view-neuron_dashboard') == 3 * 2 + 1 + 2  # searches, best, 1:7, factors
+    assert "m0.py" in html and "not loaded" not in html  # documents named; the model loaded, direct effects shown
+
+    assert main(["report", "--corpus", str(out), "--out", str(page), "--search", "never=^zzz$", "--search", r"paren=\(",
+                 "--no-model"]) == 0
+    err = capsys.readouterr().err
+    assert "'never' skipped" in err and "matches no token" in err
+    html = page.read_text()
+    assert "paren" in html and "not loaded: no direct effects" in html
+    assert main(["report", "--corpus", str(out), "--out", str(page), "--neurons", "1-7", "--no-model"]) == 1
+    assert "is not LAYER:NEURON" in capsys.readouterr().err
+    assert main(["report", "--corpus", str(tmp_path / "nothing"), "--out", str(page)]) == 1
+    assert "holds no ecco corpus run" in capsys.readouterr().err

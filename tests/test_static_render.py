@@ -23,6 +23,7 @@ from ecco.render.static.attention import TILE
 from ecco.render.static.html import display_text, fmt, pct
 from tests.browser.test_attention_views import head_data, model_data, neuron_data, softmax
 from tests.browser.test_attribution_view import attribution_data
+from tests.browser.test_corpus_views import dashboard_sample
 from tests.browser.test_lens_views import lp_data, rankings_data, traj_data
 from tests.browser.test_neuron_views import NEURON_VALUES, nmf_data, sim_data, top_data
 from tests.browser.test_neuron_views import neuron_data as neuron_view_data
@@ -33,7 +34,7 @@ SAMPLES = {
     "tokens": TOKENS_DATA, "attribution": attribution_data(style="detailed", foil=EVIL), "nmf": nmf_data(),
     "neuron": neuron_view_data(), "layer_predictions": lp_data(), "rankings": rankings_data(), "trajectory": traj_data(),
     "top_neurons": top_data(), "similarity": sim_data(), "attention_head": head_data(), "attention_model": model_data(),
-    "attention_neuron": neuron_data(),
+    "attention_neuron": neuron_data(), "neuron_dashboard": dashboard_sample(),
 }
 
 

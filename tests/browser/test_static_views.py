@@ -29,6 +29,7 @@ INTERACTIVE = {
     "rankings": ".ecco-rank-cell", "trajectory": "svg.ecco-traj-chart", "nmf": ".ecco-nmf-factor",
     "neuron": ".ecco-neuron-token", "top_neurons": ".ecco-top-neuron", "similarity": ".ecco-sim-cell",
     "attention_head": "svg.ecco-att-svg", "attention_model": "canvas.ecco-thumb", "attention_neuron": ".ecco-nv-key",
+    "neuron_dashboard": ".ecco-nd-context",
 }
 SCRIPTS_AND_STYLES = re.compile(r"<(script|style)\b.*?</\1>", re.S)
 
@@ -40,7 +41,15 @@ def output():
 
 
 @pytest.fixture(scope="module")
-def views(output) -> dict[str, View]:
+def run(tmp_path_factory):
+    lm = ecco.from_model(tiny.model("gpt2"), tiny.tokenizer(), verbose=False)
+    texts = ["def f(x):\n    return [x, '<b>' + x]\n" * 3, "the quick brown fox jumps over the lazy dog. " * 4]
+    return lm.run_corpus(texts, tmp_path_factory.mktemp("static-run"), layers=[1], max_tokens=48, overlap=8,
+                         top_k=4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def views(output, run) -> dict[str, View]:
     built = {
         "tokens": output.tokens_view(), "attribution": output.primary_attributions(attr_method="grad_x_input"),
         "layer_predictions": output.layer_predictions(position=6, topk=5), "rankings": output.rankings(),
@@ -48,6 +57,7 @@ def views(output) -> dict[str, View]:
         "neuron": output.neuron_view(layer=1, neuron=5), "top_neurons": output.top_neurons(position=3, k=8),
         "similarity": output.layer_similarity(), "attention_head": output.attention_head_view(),
         "attention_model": output.attention_model_view(), "attention_neuron": output.attention_neuron_view(layer=1, head=2),
+        "neuron_dashboard": run.neuron(1, 5),
     }
     assert set(built) == set(ecco.render.view_names())
     return built

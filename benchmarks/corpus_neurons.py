@@ -10,7 +10,7 @@ Targets (issue 13), measured in this process:
 - A TopK sparse autoencoder and NMF with the same number of components on one layer: fraction
   of variance unexplained and dead features.
 
-Run: ``.venv/bin/python benchmarks/corpus_neurons.py [--run DIR] [--files 17] [--skip-factors]``;
+Run: ``.venv/bin/python benchmarks/corpus_neurons.py [--run DIR] [--files 17] [--skip-search] [--skip-factors]``;
 without ``--run`` (or when it is missing) the run is made first (about 4 minutes on 2 cores).
 """
 from __future__ import annotations
@@ -96,7 +96,7 @@ def factors(run: ecco.Corpus, layer: int) -> None:
     start = time.perf_counter()
     nmf = run.fit_factors("nmf", 10, batch_size=2048)
     print(f"nmf, 10 factors over all {len(nmf.layers)} layers ({nmf.n_features} features): "
-          f"{nmf.stats['seconds_per_pass']:.1f} s per pass over the shards, summary pass "
+          f"{', '.join(f'{t:.1f}' for t in nmf.stats['seconds_per_pass'])} s per pass over the shards, summary pass "
           f"{nmf.stats['summary_seconds']:.1f} s, total {time.perf_counter() - start:.1f} s, "
           f"relative error {nmf.stats['reconstruction_error']:.3f}")
     for components in (64, 256):
@@ -114,12 +114,14 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=Path("/tmp/ecco-bench-stdlib"))
     parser.add_argument("--files", type=int, default=17)
     parser.add_argument("--layer", type=int, default=15, help="the layer of the SAE / NMF comparison")
+    parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-factors", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)
     run = ecco.load_corpus(args.run) if (args.run / "manifest.json").exists() else make_run(args.run, args.files)
     print(run)
-    search(run)
+    if not args.skip_search:
+        search(run)
     if not args.skip_factors:
         factors(run, args.layer)
     print(f"peak RSS (mapped shards included) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")

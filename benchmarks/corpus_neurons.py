@@ -92,14 +92,14 @@ def search(run: ecco.Corpus) -> None:
     print(f"  AUROC of 2 layers, one thread: counted {counted:.2f} s, ranked {ranked:.2f} s: {ranked / counted:.1f}x faster")
 
 
-def factors(run: ecco.Corpus, layer: int) -> None:
+def factors(run: ecco.Corpus, layer: int, sizes: list[int]) -> None:
     start = time.perf_counter()
     nmf = run.fit_factors("nmf", 10, batch_size=2048)
     print(f"nmf, 10 factors over all {len(nmf.layers)} layers ({nmf.n_features} features): "
           f"{', '.join(f'{t:.1f}' for t in nmf.stats['seconds_per_pass'])} s per pass over the shards, summary pass "
           f"{nmf.stats['summary_seconds']:.1f} s, total {time.perf_counter() - start:.1f} s, "
           f"relative error {nmf.stats['reconstruction_error']:.3f}")
-    for components in (64, 256):
+    for components in sizes:
         for method, options in (("nmf", {"nonneg": "split"}), ("sae", {"k": 16, "epochs": 5}), ("pca", {})):
             start = time.perf_counter()
             fitted = run.fit_factors(method, components, layers=[layer], **options)
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=Path("/tmp/ecco-bench-stdlib"))
     parser.add_argument("--files", type=int, default=17)
     parser.add_argument("--layer", type=int, default=15, help="the layer of the SAE / NMF comparison")
+    parser.add_argument("--components", default="64", help="comma-separated sizes of the SAE / NMF / PCA comparison")
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-factors", action="store_true")
     args = parser.parse_args()
@@ -123,7 +124,7 @@ def main() -> None:
     if not args.skip_search:
         search(run)
     if not args.skip_factors:
-        factors(run, args.layer)
+        factors(run, args.layer, [int(n) for n in args.components.split(",")])
     print(f"peak RSS (mapped shards included) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
 
 

@@ -184,3 +184,17 @@ def test_fit_factors_bad_input(run, tmp_path):
         fit_factors(small, "nmf", n + 1)
     with pytest.raises(ValueError, match="rows must be row numbers"):
         fit_factors(small, "nmf", 2).values(small, [n])
+
+
+def test_nmf_transform_equals_scikit_learns_coordinate_descent():
+    from sklearn.decomposition import non_negative_factorization
+
+    from ecco.corpus.factors import _nnls_cd
+
+    rng = np.random.default_rng(3)
+    h = np.abs(rng.standard_normal((6, 300))).astype(np.float32)
+    x = np.abs(rng.standard_normal((400, 300))).astype(np.float32)
+    x[:5] = 0  # all-zero rows
+    expected, _, _ = non_negative_factorization(x, H=h, n_components=6, init=None, update_H=False, solver="cd",
+                                                tol=0.0, max_iter=50)
+    np.testing.assert_allclose(_nnls_cd(x, h, 50), expected, rtol=1e-4, atol=1e-6)

@@ -112,14 +112,17 @@ class CorpusFactors:
                 return self.model.encode(torch.from_numpy(x)).numpy()
         if self.method == "pca":
             return self.model.transform(x).astype(np.float32)
+        m = self.model
+        h = np.asarray(m.components_, np.float32)
+        iterations = self.stats.get("transform_iter", _TRANSFORM_ITER)
+        if m.beta_loss in ("frobenius", 2, 2.0) and not m.alpha_W:
+            return _nnls_cd(x, h, iterations)
         from sklearn.decomposition import non_negative_factorization
 
-        m = self.model
         solver = "cd" if m.beta_loss in ("frobenius", 2, 2.0) else "mu"
         w, _, _ = non_negative_factorization(
-            x, H=np.asarray(m.components_, np.float32), n_components=self.n_components, init=None, update_H=False,
-            solver=solver, beta_loss=m.beta_loss, tol=0.0, max_iter=self.stats.get("transform_iter", _TRANSFORM_ITER),
-            alpha_W=m.alpha_W, alpha_H=m.alpha_H, l1_ratio=m.l1_ratio)
+            x, H=h, n_components=self.n_components, init=None, update_H=False, solver=solver, beta_loss=m.beta_loss,
+            tol=0.0, max_iter=iterations, alpha_W=m.alpha_W, alpha_H=m.alpha_H, l1_ratio=m.l1_ratio)
         return w.astype(np.float32)
 
     def reconstruct(self, codes: np.ndarray) -> np.ndarray:
@@ -153,6 +156,21 @@ class CorpusFactors:
 
 
 # ------------------------------------------------------------------ streaming
+def _nnls_cd(x: np.ndarray, h: np.ndarray, iterations: int) -> np.ndarray:
+    """Each row of ``x`` fitted as a non-negative combination of the rows of ``h``: the coordinate
+    descent of scikit-learn's ``'cd'`` solver from zero (components in order, ``iterations``
+    sweeps), with ``x @ h.T`` and ``h @ h.T`` computed once instead of at every sweep, and every
+    row updated at once."""
+    gram = h @ h.T
+    projected = x @ h.T
+    w = np.zeros((len(x), len(h)), np.float32)
+    for _ in range(iterations):
+        for t in range(len(h)):
+            if gram[t, t] != 0:
+                w[:, t] = np.maximum(w[:, t] - (w @ gram[:, t] - projected[:, t]) / gram[t, t], 0)
+    return w
+
+
 def _check_corpus(corpus: Corpus, layers: Sequence[int] | None) -> tuple[str, list[int], list[str], int]:
     """(stack, layers, columns, neurons per layer) of a run's FFN activations, checked."""
     capture = corpus.settings["capture"]

@@ -6,13 +6,16 @@ for the numbers. :func:`load` reads a saved output back.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import io
+from .attribution.faithfulness import FaithfulnessResult
 from .record import ModelLink, Record, SequenceMeta
+from .record_faithfulness import record_faithfulness
 from .render import View
 from .views import attention as attention_views
 from .views import attribution as attribution_views
@@ -64,6 +67,20 @@ class OutputSeq(Record):
     def saliency(self, attr_method: str = "grad_x_input", style: str = "minimal", **kwargs) -> View | dict:
         """Alias of :meth:`primary_attributions` (Ecco's name)."""
         return self.primary_attributions(attr_method=attr_method, style=style, **kwargs)
+
+    def faithfulness(
+        self, attr_method: str = "grad_x_input", sequence: int = 0, removal: str = "zero",
+        levels: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5), steps: int | None = None, seeds: int = 5,
+        seed: int = 0, printJson: bool = False,
+    ) -> FaithfulnessResult | dict:
+        """How faithful ``attr_method``'s attributions are to what the model does, per explained token
+        (reruns the model): comprehensiveness / sufficiency at each removal level and their AOPC,
+        Soft-NC / Soft-NS, deletion / insertion curves and their areas, each beside a
+        random-attribution baseline (``seeds`` random orders). ``removal``: a removed token's
+        embedding becomes zero (``'zero'``) or the pad / eos / unk token's (``'replace'``);
+        positions never move; special tokens are never removed. See docs/attribution.md."""
+        found = record_faithfulness(self, attr_method, sequence, removal, levels, steps, seeds, seed)
+        return found.to_dict() if printJson else found
 
     def word_attributions(self, attr_method: str = "grad_x_input", sequence: int = 0, raw: bool = False) -> dict:
         """Attributions summed over the sub-word pieces of each source word.

@@ -1,0 +1,46 @@
+"""Faithfulness scores of a record's attributions: the record's explained tokens, its live
+model, and :func:`ecco.attribution.faithfulness.faithfulness` on the plain arrays."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .attribution import build_problem
+from .attribution.faithfulness import LEVELS, FaithfulnessResult, faithfulness
+from .record import Record
+
+REMOVALS = ("zero", "replace")
+
+
+def _neutral_id(record: Record) -> int:
+    tokenizer = record.link.tokenizer
+    for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
+        if token_id is not None:
+            return int(token_id)
+    raise ValueError("removal='replace' needs a neutral token (pad, eos or unk) and this tokenizer has none; "
+                     "use removal='zero'.")
+
+
+def record_faithfulness(
+    record: Record, method: str = "grad_x_input", sequence: int = 0, removal: str = "zero",
+    levels: Sequence[float] = LEVELS, steps: int | None = None, seeds: int = 5, seed: int = 0,
+    batch_size: int = 64,
+) -> FaithfulnessResult:
+    """Faithfulness of ``method``'s attributions of every explained token of ``sequence`` (computed
+    now if the record does not hold them): see :meth:`ecco.output.OutputSeq.faithfulness`."""
+    runner = record.runner("Faithfulness")
+    index = record.sequence_index(sequence)
+    if removal not in REMOVALS:
+        raise ValueError(f"removal must be one of {', '.join(REMOVALS)}, got {removal!r}.")
+    result = record.attribution_result(method)
+    plans, score = record._attribution_plan()
+    token_ids, _, target = plans[index]
+    layout = record.layout(index)
+    problem = build_problem(runner, layout, token_ids, target, score)
+    special_ids = set(record.link.tokenizer.all_special_ids)
+    special = [np.array([t in special_ids for t in token_ids[layout.span(stack).start :][: int(e.shape[1])]])
+               for stack, e in zip(layout.stacks, problem.embeds)]
+    replacement = runner.embed([_neutral_id(record)])[0, 0] if removal == "replace" else None
+    return faithfulness(problem, result.values[index], removal=removal, replacement=replacement, special=special,
+                        levels=levels, steps=steps, seeds=seeds, seed=seed, batch_size=batch_size)

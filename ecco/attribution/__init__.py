@@ -1,7 +1,7 @@
 """Input attribution: which earlier tokens made the model produce each token.
 
 ``explain`` builds one :class:`Problem` per sequence and runs the requested methods from the
-registry (:mod:`.methods`, :mod:`.lrp`); every method explains all targets of a sequence
+registry (:mod:`.methods`, :mod:`.lrp`, :mod:`.occlusion`); every method explains all targets of a sequence
 together. Results are stored per method as an :class:`AttributionResult`.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ..runner import Runner
 from . import methods  # noqa: F401
 from . import deeplift  # noqa: F401
 from . import lrp  # noqa: F401
+from . import occlusion  # noqa: F401
 # isort: on
 from .aggregate import per_token, sum_over_words, word_spans
 from .problem import Problem, Score

@@ -56,24 +56,21 @@ def read_contexts(corpus: Corpus, peaks: Sequence[Peak], width: int, values: Val
     value from the summary), ``tokens`` (text) and ``values`` (floats, None where not finite)."""
     width = as_int(width, "width", 0)
     spans, rows = [], []
-    order = corpus._index[0]
     for peak in peaks:
-        start, stop, index = corpus._locate(peak.doc, peak.position)
-        first, last = max(start, index - width), min(stop, index + width + 1)
-        spans.append((len(rows), first, last, index))
-        rows.extend(order[first:last].tolist())
+        window, here = corpus.window(peak.doc, peak.position, width)
+        spans.append((len(rows), len(window), here))
+        rows.extend(window.tolist())
     if not rows:
         return []
     taken = np.asarray(rows, dtype=np.int64)
     texts = corpus.table.column("token").take(pa.array(taken)).to_pylist()
     table = np.asarray(values(taken))
     contexts = []
-    for peak, (offset, first, last, index) in zip(peaks, spans):
-        n = last - first
+    for peak, (offset, n, here) in zip(peaks, spans):
         shown = table[offset : offset + n, peak.unit].astype(np.float64)
         contexts.append({
             "doc": peak.doc, "document": corpus.document_name(peak.doc), "position": peak.position,
-            "first": peak.position - (index - first), "peak": index - first, "value": number(peak.value),
+            "first": peak.position - here, "peak": here, "value": number(peak.value),
             "tokens": texts[offset : offset + n], "values": [number(v) for v in shown],
         })
     return contexts

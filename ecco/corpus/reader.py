@@ -172,12 +172,17 @@ class Corpus:
         """Hidden states (output of block ``layer``): (tokens, hidden), like :meth:`activations`."""
         return self.array(self._column("hidden", layer, stack), None if doc is None else self.rows(doc))
 
-    def context(self, doc: int, position: int, width: int = 8) -> TokenContext:
-        """The ``width`` tokens on each side of token (``doc``, ``position``)."""
+    def window(self, doc: int, position: int, width: int) -> tuple[np.ndarray, int]:
+        """The rows of the ``width`` tokens on each side of token (``doc``, ``position``), cut at the
+        document's ends, in position order, and where that token is among them."""
         start, stop, index = self._locate(doc, position)
         first, last = max(start, index - width), min(stop, index + width + 1)
-        tokens = self.table.column("token").take(pa.array(self._index[0][first:last])).to_pylist()
-        here = index - first  # only the window's tokens are read, not the whole document's
+        return self._index[0][first:last], index - first
+
+    def context(self, doc: int, position: int, width: int = 8) -> TokenContext:
+        """The ``width`` tokens on each side of token (``doc``, ``position``)."""
+        rows, here = self.window(doc, position, width)
+        tokens = self.table.column("token").take(pa.array(rows)).to_pylist()  # the window's tokens only
         return TokenContext(int(doc), int(position), tokens[:here], tokens[here], tokens[here + 1 :])
 
     def top_tokens(self, layer: int, neuron: int, k: int | None = None, width: int = 8,

@@ -8,9 +8,8 @@ import numpy as np
 
 from .attribution import build_problem
 from .attribution.faithfulness import LEVELS, FaithfulnessResult, faithfulness
+from .attribution.perturb import check_removal
 from .record import Record
-
-REMOVALS = ("zero", "replace")
 
 
 def _neutral_id(record: Record) -> int:
@@ -31,8 +30,7 @@ def record_faithfulness(
     now if the record does not hold them): see :meth:`ecco.output.OutputSeq.faithfulness`."""
     runner = record.runner("Faithfulness")
     index = record.sequence_index(sequence)
-    if removal not in REMOVALS:
-        raise ValueError(f"removal must be one of {', '.join(REMOVALS)}, got {removal!r}.")
+    check_removal(removal)  # before the attributions, which may take long
     result = record.attribution_result(method)
     plans, score = record._attribution_plan()
     token_ids, _, target = plans[index]

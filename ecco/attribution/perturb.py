@@ -38,12 +38,17 @@ class Row:
     weights: tuple[np.ndarray, ...]
 
 
+def check_removal(removal: str) -> None:
+    """A clear error for a removal mode that is not one of :data:`REMOVALS`."""
+    if removal not in REMOVALS:
+        raise ValueError(f"removal must be one of {', '.join(map(repr, REMOVALS))}, got {removal!r}.")
+
+
 def removal_embeds(
     problem: Problem, removal: str, replacement: torch.Tensor | Sequence[torch.Tensor] | None
 ) -> tuple[torch.Tensor, ...]:
     """Per stack, the (1, 1, hidden) embedding a removed token takes."""
-    if removal not in REMOVALS:
-        raise ValueError(f"removal must be one of {', '.join(map(repr, REMOVALS))}, got {removal!r}.")
+    check_removal(removal)
     if removal == "zero":
         if replacement is not None:
             raise ValueError("replacement= is only used with removal='replace' (removal='zero' uses the zero embedding).")

@@ -129,6 +129,8 @@ def search(table: pa.Table, columns: Sequence[str], labels: np.ndarray, keys: np
             half = table.schema.field(column).type.value_type == pa.float16()
             # values with their keys (half) or ranks and a temporary (float32), per neuron and thread
             block = max(1, _BLOCK_BYTES // ((2 + 4 * 4 if half else 4 * 3) * len(labels) * _THREADS))
+            if half:  # and the counts: up to 65,536 bins per neuron (bincount and cumsum, int64)
+                block = max(1, min(block, _BLOCK_BYTES // (2**16 * 8 * 2 * _THREADS)))
             width = table.schema.field(column).type.list_size
 
             def score(start: int, column: str = column, half: bool = half, block: int = block) -> np.ndarray:

@@ -26,7 +26,7 @@ from . import occlusion  # noqa: F401
 # isort: on
 from .aggregate import per_token, sum_over_words, word_spans
 from .problem import Problem, Score
-from .registry import METHODS, Options, get_method
+from .registry import METHODS, Options, UnsupportedMethodError, get_method
 
 
 @dataclass
@@ -178,4 +178,7 @@ def check_methods(names: Sequence[str] | str) -> list[str]:
     return names
 
 
-__all__ = ["AttributionResult", "Target", "Problem", "Options", "METHODS", "explain", "generated_targets", "check_methods"]
+__all__ = [
+    "AttributionResult", "Target", "Problem", "Options", "UnsupportedMethodError", "METHODS",
+    "explain", "generated_targets", "check_methods",
+]

@@ -24,6 +24,10 @@ class Options:
     shap_baselines: int = 4  # DeepLiftShap: size of the baseline distribution
     gradcam_layer: int = -1  # Guided Grad-CAM: block whose output gives the CAM
     seed: int = 0
+    n_samples: int | None = None  # sampling methods (Gradient SHAP, KernelSHAP, LIME): draws; None: the method's default
+    stdevs: float = 0.0  # Gradient SHAP: std of the Gaussian noise added to each input sample
+    layer: int = -1  # layer methods and raw attention: the block read (negative: from the end)
+    heads: str | int = "mean"  # raw attention: 'mean' or 'max' over heads, or one head's index
 
     def __post_init__(self) -> None:
         """Check every setting (NumPy integers are integers), with an error that says what is valid."""
@@ -40,14 +44,26 @@ class Options:
             self.internal_batch_size = as_int(self.internal_batch_size, "internal_batch_size", 1)
         self.gradcam_layer = as_int(self.gradcam_layer, "gradcam_layer")
         self.seed = as_int(self.seed, "seed", 0)
+        if self.n_samples is not None:
+            self.n_samples = as_int(self.n_samples, "n_samples", 1)
+        if isinstance(self.stdevs, bool) or not isinstance(self.stdevs, numbers.Real) or not self.stdevs >= 0:
+            raise ValueError(f"stdevs must be a non-negative number (the noise's standard deviation), got {self.stdevs!r}.")
+        self.stdevs = float(self.stdevs)
+        self.layer = as_int(self.layer, "layer")
+        if self.heads not in ("mean", "max"):
+            if not is_int(self.heads):
+                raise ValueError(f"heads must be 'mean', 'max' or a head index, got {self.heads!r}.")
+            self.heads = as_int(self.heads, "heads", 0)
 
     def check_layers(self, n_layers: int) -> None:
-        """``gradcam_layer`` must name one of ``n_layers`` blocks (negative: from the end)."""
-        as_int(
-            self.gradcam_layer, "gradcam_layer", -n_layers, n_layers - 1,
-            f"gradcam_layer={self.gradcam_layer} is out of range: the model has {n_layers} blocks, "
-            f"so give a block from {-n_layers} to {n_layers - 1} (-1, the default, is the last).",
-        )
+        """``gradcam_layer`` and ``layer`` must name one of ``n_layers`` blocks (negative: from the end)."""
+        for name in ("gradcam_layer", "layer"):
+            value = getattr(self, name)
+            as_int(
+                value, name, -n_layers, n_layers - 1,
+                f"{name}={value} is out of range: the model has {n_layers} blocks, "
+                f"so give a block from {-n_layers} to {n_layers - 1} (-1, the default, is the last).",
+            )
 
 
 @dataclass
@@ -68,6 +84,11 @@ class Method:
     label: str
     compute: Callable[[Problem, Options], MethodOutput]
     eager_attention: bool = False  # needs the attention softmax to run as a visible op
+
+
+class UnsupportedMethodError(ValueError):
+    """A method that cannot run on this model or input; the message says why (a dataset run
+    records it and goes on with the other methods)."""
 
 
 METHODS: dict[str, Method] = {}

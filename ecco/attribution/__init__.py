@@ -17,12 +17,16 @@ from ..models.kinds import Kind
 from ..progress import progress_bar
 from ..runner import Runner
 
-# Registration order is the order users see: the gradient methods, DeepLift, then LRP.
+# Registration order is the order users see: the gradient methods, DeepLift, LRP, occlusion, the
+# sampling methods, the attention methods, then the layer methods.
 # isort: off
 from . import methods  # noqa: F401
 from . import deeplift  # noqa: F401
 from . import lrp  # noqa: F401
 from . import occlusion  # noqa: F401
+from . import sampling  # noqa: F401
+from . import attention_flow  # noqa: F401
+from . import layer_attribution  # noqa: F401
 # isort: on
 from .aggregate import per_token, sum_over_words, word_spans
 from .problem import Problem, Score

@@ -1,0 +1,1 @@
+"""Attention-based attribution methods: raw attention, attention rollout, value zeroing (being built)."""

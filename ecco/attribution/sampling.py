@@ -1,0 +1,1 @@
+"""Sampling-based attribution methods: Gradient SHAP, KernelSHAP and LIME (being built)."""

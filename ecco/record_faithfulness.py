@@ -8,17 +8,8 @@ import numpy as np
 
 from .attribution import build_problem
 from .attribution.faithfulness import LEVELS, FaithfulnessResult, faithfulness
-from .attribution.perturb import check_removal
+from .attribution.perturb import check_removal, neutral_id
 from .record import Record
-
-
-def _neutral_id(record: Record) -> int:
-    tokenizer = record.link.tokenizer
-    for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
-        if token_id is not None:
-            return int(token_id)
-    raise ValueError("removal='replace' needs a neutral token (pad, eos or unk) and this tokenizer has none; "
-                     "use removal='zero'.")
 
 
 def record_faithfulness(
@@ -39,6 +30,6 @@ def record_faithfulness(
     special_ids = set(record.link.tokenizer.all_special_ids)
     special = [np.array([t in special_ids for t in token_ids[layout.span(stack).start :][: int(e.shape[1])]])
                for stack, e in zip(layout.stacks, problem.embeds)]
-    replacement = runner.embed([_neutral_id(record)])[0, 0] if removal == "replace" else None
+    replacement = runner.embed([neutral_id(record.link.tokenizer)])[0, 0] if removal == "replace" else None
     return faithfulness(problem, result.values[index], removal=removal, replacement=replacement, special=special,
                         levels=levels, steps=steps, seeds=seeds, seed=seed, batch_size=batch_size)

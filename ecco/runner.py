@@ -76,6 +76,15 @@ class Runner:
         self._check()
         return self.model.get_encoder()(**inputs)
 
+    def context_size(self) -> int | None:
+        """The model's context window in tokens, if its config says."""
+        config = self.model.config
+        for attr in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"):
+            value = getattr(config, attr, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
     def embed(self, ids: list[int] | torch.Tensor) -> torch.Tensor:
         """Input embeddings of token ids, (1, positions, hidden) for a list, detached."""
         ids = torch.as_tensor(ids, device=self.device)

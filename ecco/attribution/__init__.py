@@ -30,7 +30,7 @@ from . import layer_attribution  # noqa: F401
 # isort: on
 from .aggregate import per_token, sum_over_words, word_spans
 from .problem import Problem, Score
-from .registry import METHODS, Options, UnsupportedMethodError, get_method
+from .registry import METHODS, MethodOutput, Options, UnsupportedMethodError, get_method
 
 
 @dataclass
@@ -133,15 +133,10 @@ def explain(
                 bar.set_postfix_str(name)
                 layout = Layout(runner.spec.kind, len(token_ids), n_input)
                 problem = build_problem(runner, layout, token_ids, target, score)
-                with runner.session(eager_attention=method.eager_attention, grad=True):
-                    out = method.compute(problem, options)
-                _check_finite(name, out.attributions, problem.embeds[0].dtype)
-                per_target = [
-                    per_token(out.attributions, k, problem.source_counts(k)) for k in range(problem.n_targets)
-                ]
+                out, item_values, item_raws = run_method(problem, name, options)
                 targets.append([layout.predicted_position(column) for column in target.positions])
-                values.append([v for v, _ in per_target])
-                raws.append([r for _, r in per_target])
+                values.append(item_values)
+                raws.append(item_raws)
                 errors.append(out.completeness_error)
                 steps.append(out.n_steps)
                 explained = out.explained or explained
@@ -161,6 +156,17 @@ def explain(
     finally:
         bar.close()
     return results
+
+
+def run_method(problem: Problem, name: str, options: Options) -> tuple[MethodOutput, list[np.ndarray], list[np.ndarray]]:
+    """Method ``name`` on ``problem`` (in a gradient session, eager attention if it needs it):
+    its output and, per target, Ecco's normalised and signed per-token scores."""
+    method = get_method(name)
+    with problem.runner.session(eager_attention=method.eager_attention, grad=True):
+        out = method.compute(problem, options)
+    _check_finite(name, out.attributions, problem.embeds[0].dtype)
+    per_target = [per_token(out.attributions, k, problem.source_counts(k)) for k in range(problem.n_targets)]
+    return out, [v for v, _ in per_target], [r for _, r in per_target]
 
 
 def _check_finite(name: str, attributions: Sequence[torch.Tensor], dtype: torch.dtype) -> None:
@@ -184,5 +190,5 @@ def check_methods(names: Sequence[str] | str) -> list[str]:
 
 __all__ = [
     "AttributionResult", "Target", "Problem", "Options", "UnsupportedMethodError", "METHODS",
-    "explain", "generated_targets", "check_methods",
+    "explain", "run_method", "build_problem", "generated_targets", "check_methods",
 ]

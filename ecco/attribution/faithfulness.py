@@ -181,7 +181,7 @@ class _Plan:
 
 def _compute(problem, attributions, evaluate, *, removal="zero", replacement=None, special=None, levels=LEVELS,
              steps=None, seeds=5, seed=0, soft_samples=1, batch_size=64) -> FaithfulnessResult:
-    levels = _check_levels(levels)
+    levels = check_levels(levels)
     seeds = as_int(seeds, "seeds", 0)
     seed = as_int(seed, "seed", 0)
     soft_samples = as_int(soft_samples, "soft_samples", 1)
@@ -283,7 +283,8 @@ def _weights(problem: Problem, slots: list[tuple[int, int]], keep: np.ndarray) -
     return tuple(out)
 
 
-def _check_levels(levels: Sequence[float]) -> list[float]:
+def check_levels(levels: Sequence[float]) -> list[float]:
+    """The removal levels as floats, each strictly between 0 and 1 (a clear error otherwise)."""
     levels = [levels] if np.ndim(levels) == 0 else list(levels)
     if not levels:
         raise ValueError("levels must name at least one removal level in (0, 1), e.g. (0.1, 0.2, 0.3, 0.4, 0.5).")

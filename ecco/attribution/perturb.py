@@ -44,6 +44,15 @@ def check_removal(removal: str) -> None:
         raise ValueError(f"removal must be one of {', '.join(map(repr, REMOVALS))}, got {removal!r}.")
 
 
+def neutral_id(tokenizer: object) -> int:
+    """The token a removed token becomes with ``removal='replace'``: the tokenizer's pad, else eos, else unk."""
+    for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
+        if token_id is not None:
+            return int(token_id)
+    raise ValueError("removal='replace' needs a neutral token (pad, eos or unk) and this tokenizer has none; "
+                     "use removal='zero'.")
+
+
 def removal_embeds(
     problem: Problem, removal: str, replacement: torch.Tensor | Sequence[torch.Tensor] | None
 ) -> tuple[torch.Tensor, ...]:

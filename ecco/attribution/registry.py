@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -54,6 +54,23 @@ class Options:
             if not is_int(self.heads):
                 raise ValueError(f"heads must be 'mean', 'max' or a head index, got {self.heads!r}.")
             self.heads = as_int(self.heads, "heads", 0)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping | None, layer_counts: Iterable[int] = ()) -> Options:
+        """Options from keyword arguments, with a clear error for unknown names or bad values
+        (``layer`` / ``gradcam_layer`` checked against each of ``layer_counts``)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values or {}) - known)
+        if unknown:
+            raise ValueError(f"Unknown attribution option(s) {unknown}; valid options: {sorted(known)}.")
+        options = cls(**(values or {}))
+        for n in layer_counts:
+            options.check_layers(n)
+        return options
+
+    def to_json(self) -> dict:
+        """The checked settings as plain JSON values."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def check_layers(self, n_layers: int) -> None:
         """``gradcam_layer`` and ``layer`` must name one of ``n_layers`` blocks (negative: from the end)."""

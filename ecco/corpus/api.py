@@ -161,10 +161,8 @@ def _lens_setting(runner: Runner, stack: str, lens: bool | None, hidden_states: 
 
 def _model_limit(runner: Runner, tokenizer: PreTrainedTokenizerBase) -> int:
     """The most positions the model takes."""
-    config = runner.model.config
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
+    context = runner.context_size()
+    if context is not None:
+        return context
     limit = getattr(tokenizer, "model_max_length", None)
     return limit if isinstance(limit, int) and 0 < limit < 10**7 else 512

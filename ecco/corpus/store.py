@@ -20,9 +20,10 @@ import errno
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -162,20 +163,22 @@ def write_manifest(out_dir: Path, manifest: Manifest) -> None:
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest.to_json(), indent=1))
 
 
-def open_run(out_dir: Path, config: dict, source: dict, versions: dict, overwrite: bool = False) -> Manifest:
+def open_run(out_dir: Path, config: dict, source: dict, versions: dict, overwrite: bool = False, *,
+             read: Callable[[Path], Any] = read_manifest, new: Callable[..., Any] = Manifest, what: str = "corpus") -> Any:
     """The manifest to continue in ``out_dir``: a new one for an empty folder, the existing one
-    when its settings and source equal these; a :class:`RunMismatchError` otherwise."""
+    when its settings and source equal these; a :class:`RunMismatchError` otherwise. ``read`` /
+    ``new`` read and make the manifest of another kind of run (``what``: its name in errors)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if overwrite:
-        clear_run(out_dir)
-    existing = read_manifest(out_dir)
+        clear_run(out_dir, read)
+    existing = read(out_dir)
     if existing is None:
         if any(p.name != SHARDS for p in out_dir.iterdir()):
             raise RunMismatchError(
-                f"{out_dir} is not empty and holds no ecco corpus run; choose an empty or new folder "
+                f"{out_dir} is not empty and holds no ecco {what} run; choose an empty or new folder "
                 "(ecco does not write shards among other files)."
             )
-        manifest = Manifest(config=config, source=source, versions=versions)
+        manifest = new(config=config, source=source, versions=versions)
         (out_dir / SHARDS).mkdir(exist_ok=True)
         write_manifest(out_dir, manifest)
         return manifest
@@ -188,17 +191,17 @@ def open_run(out_dir: Path, config: dict, source: dict, versions: dict, overwrit
         differences.append(f"source: {existing.source!r} there, {source!r} now")
     if differences:
         raise RunMismatchError(
-            f"{out_dir} holds a different corpus run ({'; '.join(differences)}). Use another output folder, "
+            f"{out_dir} holds a different {what} run ({'; '.join(differences)}). Use another output folder, "
             "or overwrite=True (--overwrite) to delete that run and start again."
         )
     remove_leftovers(out_dir, existing)
     return existing
 
 
-def clear_run(out_dir: Path) -> None:
+def clear_run(out_dir: Path, read: Callable[[Path], Any] = read_manifest) -> None:
     """Delete an earlier run's files (only ecco's own files) from ``out_dir``."""
     if (out_dir / MANIFEST).exists():
-        read_manifest(out_dir)  # refuses folders that are not ecco runs
+        read(out_dir)  # refuses folders that are not ecco runs of this kind
     for name in (MANIFEST, SUMMARY, "state.json", "dataset_info.json"):
         (out_dir / name).unlink(missing_ok=True)
     shutil.rmtree(out_dir / SHARDS, ignore_errors=True)

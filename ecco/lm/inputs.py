@@ -3,7 +3,7 @@ the checks of the other arguments (numbers of new tokens, attribution options)."
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,12 +39,7 @@ class Inputs:
 
     def context_size(self) -> int | None:
         """The model's context window in tokens, if its config says."""
-        config = self.runner.model.config
-        for attr in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"):
-            value = getattr(config, attr, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        return None
+        return self.runner.context_size()
 
     def _check_fits(self, length: int, what: str) -> None:
         context = self.context_size()
@@ -227,11 +222,4 @@ def new_tokens(prompt_lengths: list[int], generate: int | None, max_length: int 
 def attribution_options(values: Mapping | None, spec: ModelSpec | None = None) -> Options:
     """Options from keyword arguments, with a clear error for unknown names or bad values
     (checked against the blocks of ``spec``'s stacks when given), before the model runs."""
-    known = {f.name for f in fields(Options)}
-    unknown = sorted(set(values or {}) - known)
-    if unknown:
-        raise ValueError(f"Unknown attribution option(s) {unknown}; valid options: {sorted(known)}.")
-    options = Options(**(values or {}))
-    for stack in spec.stacks.values() if spec is not None else ():
-        options.check_layers(stack.n_layers)
-    return options
+    return Options.from_mapping(values, [stack.n_layers for stack in spec.stacks.values()] if spec is not None else [])

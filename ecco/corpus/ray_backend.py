@@ -68,7 +68,8 @@ class ShardWorker:
         return record
 
 
-def _ray():
+def import_ray():
+    """Ray, or an ImportError that says how to install it."""
     try:
         import ray
     except ImportError as error:
@@ -79,7 +80,7 @@ def _ray():
 def start_ray(address: str | None, workers: int | None) -> bool:
     """Connect to the cluster at ``address`` / ``RAY_ADDRESS``, or start a local one bound to
     127.0.0.1 with ``workers`` CPUs (usage statistics off); True when ecco started it."""
-    ray = _ray()
+    ray = import_ray()
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
@@ -96,7 +97,7 @@ def run_on_ray(runner: Runner, tokenizer: PreTrainedTokenizerBase, settings: Set
                source: Source, out: Path, manifest: Manifest, workers: int | None, address: str | None,
                progress: bool) -> None:
     """Every shard not yet complete, on ``workers`` Ray actors (default: one per CPU of the cluster)."""
-    ray = _ray()
+    ray = import_ray()
     started = start_ray(address, workers)
     actors = []
     try:

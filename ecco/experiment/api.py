@@ -138,7 +138,8 @@ def _settings(runner: Runner, tokenizer: PreTrainedTokenizerBase, model_name: st
         neutral_id(tokenizer)
     checked = Options.from_mapping(options, [stack.n_layers for stack in runner.spec.stacks.values()]).to_json()
     return Settings(
-        model=model_name, model_class=type(runner.model).__name__, methods=tuple(names), score=score,
+        model=model_name, model_class=type(runner.model).__name__, kind=str(runner.spec.kind.value),
+        n_layers={name: stack.n_layers for name, stack in runner.spec.stacks.items()}, methods=tuple(names), score=score,
         generate=as_int(generate, "generate", 1), faithfulness=bool(faithfulness), removal=removal,
         levels=tuple(check_levels(levels)), steps=as_int(steps, "steps", 1), seeds=as_int(seeds, "seeds", 0),
         soft_samples=as_int(soft_samples, "soft_samples", 1), shard_items=as_int(shard_items, "shard_items", 1),

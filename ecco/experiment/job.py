@@ -33,6 +33,8 @@ class Settings:
 
     model: str
     model_class: str
+    kind: str
+    n_layers: dict  # stack -> blocks
     methods: tuple[str, ...]
     score: str = "prob"
     generate: int = 10  # new tokens (greedy) for items without a target
@@ -123,13 +125,15 @@ class ItemJob:
         problem = build_problem(self.runner, layout, token_ids, target, self.settings.score)
         with self.runner.session(), torch.no_grad():
             scores = problem.scores(*problem.embeds)[0].double().cpu().numpy()
+            as_prob = problem if problem.score == "prob" else problem.with_score("prob")
+            probs = as_prob.scores(*problem.embeds)[0].double().cpu().numpy()
         text = describe_tokens(self.tokenizer, token_ids)
         row = {
             "item_id": item.item.item_id, "prompt": item.item.prompt, "target": item.item.target,
             "generated": item.target_ids is None, "token_ids": token_ids, "tokens": text.text,
             "continues_word": text.continues_word, "special": text.special, "n_input": n_input,
             "targets": [layout.predicted_position(c) for c in target.positions], "target_ids": target.token_ids,
-            "target_scores": scores.tolist(),
+            "target_scores": scores.tolist(), "target_probs": probs.tolist(),
         }
         report: dict = {"methods": {}, "random": None}
         for name in self.settings.methods:
@@ -146,7 +150,7 @@ class ItemJob:
             if not isinstance(error, UnsupportedMethodError) and "non-finite" not in str(error):
                 raise
             return {f"{name}.error": str(error), f"{name}.values": None, f"{name}.raw": None,
-                    f"{name}.completeness": None, f"{name}.seconds": time.perf_counter() - started}
+                    f"{name}.completeness": None, f"{name}.explained": None, f"{name}.seconds": time.perf_counter() - started}
         seconds = time.perf_counter() - started
         if self.settings.faithfulness:
             first = report["random"] is None
@@ -157,6 +161,7 @@ class ItemJob:
         completeness = None if out.completeness_error is None else np.asarray(out.completeness_error).tolist()
         return {f"{name}.error": None, f"{name}.values": [v.tolist() for v in values],
                 f"{name}.raw": [r.tolist() for r in raws], f"{name}.completeness": completeness,
+                f"{name}.explained": out.explained or self.settings.score,
                 f"{name}.seconds": seconds}
 
     def _faithfulness(self, problem, layout: Layout, token_ids: list[int], values, seeds: int) -> FaithfulnessResult:

@@ -9,11 +9,12 @@ the next run continues after them.
 
 Row columns: ``item_id``, ``prompt``, ``target`` (null when generated), ``generated``,
 ``token_ids``, ``tokens``, ``continues_word``, ``special``, ``n_input``, ``targets`` (token
-positions of the explained tokens), ``target_ids``, ``target_scores`` (the model's score of each),
-per method ``<m>.values`` / ``<m>.raw`` (per target, one score per source token: Ecco's
-normalised and signed values), ``<m>.completeness``, ``<m>.error`` (null, or why it could not
-run), ``<m>.seconds``; and ``faithfulness``, a JSON document of the item's scores per method
-beside the random baseline's.
+positions of the explained tokens), ``target_ids``, ``target_scores`` (the model's score of
+each) and ``target_probs`` (its probability); per method ``<m>.values`` / ``<m>.raw`` (per
+target, one score per source token: Ecco's normalised and signed values),
+``<m>.completeness``, ``<m>.error`` (null, or why it could not run), ``<m>.explained`` (the
+score it explained), ``<m>.seconds``; and ``faithfulness``, a JSON document of the item's
+scores per method beside the random baseline's.
 """
 from __future__ import annotations
 
@@ -113,11 +114,12 @@ def schema(methods: Sequence[str]) -> pa.Schema:
         pa.field("generated", pa.bool_()), pa.field("token_ids", ints), pa.field("tokens", pa.list_(pa.string())),
         pa.field("continues_word", pa.list_(pa.bool_())), pa.field("special", pa.list_(pa.bool_())),
         pa.field("n_input", pa.int32()), pa.field("targets", ints), pa.field("target_ids", ints),
-        pa.field("target_scores", pa.list_(pa.float64())),
+        pa.field("target_scores", pa.list_(pa.float64())), pa.field("target_probs", pa.list_(pa.float64())),
     ]
     for m in methods:
         fields += [pa.field(f"{m}.values", pa.list_(floats)), pa.field(f"{m}.raw", pa.list_(floats)),
                    pa.field(f"{m}.completeness", pa.list_(pa.float64())), pa.field(f"{m}.error", pa.string()),
+                   pa.field(f"{m}.explained", pa.string()),
                    pa.field(f"{m}.seconds", pa.float64())]
     fields.append(pa.field("faithfulness", pa.string()))
     return pa.schema(fields)

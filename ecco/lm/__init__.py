@@ -24,6 +24,7 @@ from .inputs import Prompts
 
 if TYPE_CHECKING:
     import ecco.corpus_run
+    import ecco.experiment_run
 
 __all__ = ["LM", "CaptureFlags"]
 
@@ -178,3 +179,36 @@ class LM(Core):
         run = run_corpus(self.runner, self.tokenizer, self.model_name, source, out_dir, layers=layers,
                          model_config=self.flags.model_config, **options)
         return CorpusRun(run.path, lm=self)
+
+    def attribute_dataset(self, source: object, methods: Sequence[str] | str = ("grad_x_input", "ig"),
+                          out_dir: str | os.PathLike = "ecco-attribution", *, attribution_options: Mapping | None = None,
+                          **settings) -> ecco.experiment_run.ExperimentRun:
+        """Attribute every item of a dataset with several ``methods`` and score how faithful each is,
+        streamed to Arrow shards in ``out_dir``.
+
+        ``source``: a list of prompts (a greedy continuation of ``generate`` tokens, default 10, is
+        generated and explained), of ``(prompt, target)`` pairs (the target is teacher-forced and
+        explained), of dicts, or a ``datasets.Dataset`` with ``prompt_column`` (default
+        ``'prompt'``) and ``target_column`` (default: ``'target'`` if there is one; None generates).
+        Every explained token gets every method's attributions (``attribution_options``: the
+        :class:`~ecco.attribution.Options`, e.g. ``n_steps``, ``layer``, ``n_samples``), and, unless
+        ``faithfulness=False``, its comprehensiveness / sufficiency (AOPC over ``levels``), Soft-NC /
+        Soft-NS and deletion / insertion curves (``steps`` + 1 points), beside a random-order
+        baseline of ``seeds`` (default 3) orders; ``removal`` is ``'zero'`` (default) or
+        ``'replace'`` (see docs/attribution.md). ``score``: ``'prob'`` (default), ``'logprob'`` or
+        ``'logit'``.
+
+        Items are written ``shard_items`` (default 32) per shard as they are done; running the same
+        call again continues after the last complete shard (``overwrite=True`` starts again).
+        ``backend='ray'`` runs the shards on Ray actors (``workers``, ``ray_address``). A method
+        that cannot run on this model is recorded with its reason and the others go on. Returns
+        the :class:`~ecco.experiment_run.ExperimentRun`: ``.item(i)`` in the attribution views,
+        ``.compare()`` (the view), ``.figure()``, ``.table()``.
+        """
+        from ..experiment import attribute_dataset
+        from ..experiment_run import ExperimentRun
+
+        settings.setdefault("progress", self.flags.verbose)
+        run = attribute_dataset(self.runner, self.tokenizer, self.model_name, source, out_dir, methods,
+                                model_config=self.flags.model_config, options=attribution_options, **settings)
+        return ExperimentRun(run.path, lm=self)

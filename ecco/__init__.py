@@ -30,12 +30,12 @@ from .models.registry import ArchitectureError
 from .output import OutputSeq, load
 
 if TYPE_CHECKING:
-    from . import corpus, corpus_run
+    from . import corpus, corpus_run, experiment_run
 
 __version__ = "0.2.0.dev0"
 __all__ = [
     "LM", "CaptureFlags", "OutputSeq", "ArchitectureError", "Corpus", "corpus", "from_pretrained", "from_model", "load",
-    "load_corpus", "__version__",
+    "load_corpus", "load_experiment", "__version__",
 ]
 
 _CONFIG_KWARGS = ("revision", "trust_remote_code", "cache_dir", "token", "local_files_only", "gguf_file")
@@ -135,6 +135,14 @@ def load_corpus(out_dir: str | os.PathLike, lm: LM | None = None) -> corpus_run.
     from .corpus_run import CorpusRun
 
     return CorpusRun(out_dir, lm=lm)
+
+
+def load_experiment(out_dir: str | os.PathLike, lm: LM | None = None) -> experiment_run.ExperimentRun:
+    """An attribution experiment written by ``lm.attribute_dataset`` or ``ecco attribute``, read
+    back from ``out_dir`` (complete or stopped part-way): see :class:`ecco.experiment_run.ExperimentRun`."""
+    from .experiment_run import ExperimentRun
+
+    return ExperimentRun(out_dir, lm=lm)
 
 
 def __getattr__(name: str) -> object:

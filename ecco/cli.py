@@ -1,6 +1,7 @@
 """Command line: ``ecco report`` writes a standalone HTML report (``--corpus RUN_DIR``: of a
-corpus run's neurons); ``ecco demo`` is the report of the bundled SmolLM2 with its defaults;
-``ecco corpus`` captures a corpus to Arrow shards."""
+corpus run's neurons; ``--attribution RUN_DIR``: of an attribution experiment); ``ecco demo`` is
+the report of the bundled SmolLM2 with its defaults; ``ecco corpus`` captures a corpus to Arrow
+shards; ``ecco attribute`` runs an attribution experiment over a dataset."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+from .experiment_report import add_parser as add_attribute_parser
+from .experiment_report import experiment_report, run_attribute_command
 
 DEFAULT_MODEL = "smollm2-135m"
 DEFAULT_PROMPT = "Heathrow airport is located in the city of"
@@ -40,11 +44,14 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--prompt", default=DEFAULT_PROMPT, help="text to continue (or to read, for encoders)")
         sub.add_argument("--generate", type=int, default=10, help="number of new tokens (default 10)")
         sub.add_argument("--out", default=out, help=f"report path (default {out})")
-    report.add_argument("--attribution", default="grad_x_input", help="comma-separated attribution methods")
+    report.add_argument("--attribution", default="grad_x_input",
+                        help="comma-separated attribution methods; or an experiment folder (written by `ecco attribute`) "
+                        "for the report of that experiment")
     report.add_argument("--views", default=None,
                         help=f"comma-separated views, from: {', '.join(VIEWS)} (default: all the model can give)")
     _corpus_report_arguments(report)
     _corpus_parser(commands)
+    add_attribute_parser(commands, DEFAULT_MODEL)
     return parser
 
 
@@ -202,10 +209,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "corpus":
             run_corpus_command(args)
+        elif args.command == "attribute":
+            run_attribute_command(args)
         elif args.command == "demo":
             run_report(DEFAULT_MODEL, args.prompt, args.generate, args.out, ["grad_x_input"], DEMO_VIEWS)
         elif args.corpus is not None:
             run_corpus_report(args)
+        elif Path(args.attribution).is_dir():
+            experiment_report(args.attribution, args.out)
         else:
             split = lambda text: [part.strip() for part in text.split(",") if part.strip()]  # noqa: E731
             views = list(VIEWS) if args.views is None else split(args.views)

@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     "render": 2,
     "views": 3,
     "output": 4, "corpus_run": 4, "experiment_run": 4,
-    "lm": 5, "cli": 5, "corpus_report": 5, "__init__": 5,
+    "lm": 5, "cli": 5, "corpus_report": 5, "experiment_report": 5, "__init__": 5,
 }
 NAMES = {0: "core", 1: "record", 2: "render", 3: "views", 4: "output", 5: "user-facing"}
 

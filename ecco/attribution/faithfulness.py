@@ -190,8 +190,7 @@ def _compute(problem, attributions, evaluate, *, removal="zero", replacement=Non
         steps = as_int(steps, "steps", 1)
     removed = removal_embeds(problem, removal, replacement)
     sources = _sources(problem, attributions, _special_masks(problem, special))
-    order_seed, mask_seed = np.random.SeedSequence(seed).spawn(2)
-    order_rng, mask_rng = np.random.default_rng(order_seed), np.random.default_rng(mask_seed)
+    order_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     rows: list[Row] = []
     keys: dict[tuple, int] = {}
     plans, counts = [], []
@@ -202,7 +201,10 @@ def _compute(problem, attributions, evaluate, *, removal="zero", replacement=Non
         needed = sorted(set(curve.tolist()) | set(level_counts))
         counts.append((curve, level_counts))
         orders = [values] + [order_rng.random(n) for _ in range(seeds)]
-        plans.append([_plan(problem, k, slots, v, needed, soft_samples, mask_rng, rows, keys) for v in orders])
+        # each (target, order) draws its soft masks from its own stream, so a method's Soft-NC / NS do
+        # not depend on how many random orders are drawn beside it
+        plans.append([_plan(problem, k, slots, v, needed, soft_samples, np.random.default_rng([seed, k, j]), rows, keys)
+                      for j, v in enumerate(orders)])
     with problem.runner.session():
         full = problem.scores(*problem.embeds)[0].double().cpu().numpy()
         scored = evaluate(problem, rows, removed, batch_size)

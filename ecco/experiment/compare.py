@@ -67,7 +67,7 @@ class _Collector:
     def summary(self, confidence: float) -> tuple[dict, dict]:
         """(metrics, curves) as means with intervals."""
         metrics = {k: interval(np.array(v), confidence) for k, v in self.metrics.items()}
-        curves = {c: interval(np.array(v).reshape(len(v), -1), confidence) for c, v in self.curves.items()}
+        curves = {c: interval(np.array(v).reshape(len(v), len(self.grid)), confidence) for c, v in self.curves.items()}
         return metrics, curves
 
 

@@ -33,3 +33,19 @@ def test_ray_equals_one_process(tmp_path, cluster):
     assert on_ray.manifest.complete and len(on_ray.manifest.shards) == len(local.manifest.shards) > 2
     assert_same_run(on_ray, local)
     assert ray.is_initialized()  # ecco did not shut down a cluster it did not start
+
+
+def test_attribution_experiment_on_ray_equals_one_process(tmp_path, cluster):
+    lm = ecco.from_model(tiny.model("gpt2"), tiny.tokenizer(), verbose=False)
+    items = ["the cat sat on", ("a dog", " ran far"), "one two", ("it is", " a test"), "five"]
+    options = {"generate": 2, "shard_items": 2, "steps": 4, "seeds": 2, "progress": False}
+    local = lm.attribute_dataset(items, ["grad_x_input", "occlusion"], tmp_path / "local", **options)
+    on_ray = lm.attribute_dataset(items, ["grad_x_input", "occlusion"], tmp_path / "ray", backend="ray", workers=2,
+                                  **options)
+    assert on_ray.complete and len(on_ray.shards) == 3 and len(on_ray) == 5
+    for a, b in zip(on_ray.rows(), local.rows()):
+        assert a["token_ids"] == b["token_ids"] and a["targets"] == b["targets"]
+        for name in ("grad_x_input", "occlusion"):
+            assert a[f"{name}.values"] == b[f"{name}.values"]  # float32 as stored: bit-exact
+        assert a["faithfulness"] == b["faithfulness"]
+    assert ray.is_initialized()

@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from .attention import render_attention_head, render_attention_model, render_attention_neuron
 from .corpus import render_neuron_dashboard
+from .faithfulness import render_faithfulness
 from .html import MUTED, css, el
 from .lens import render_layer_predictions, render_rankings, render_trajectory
 from .neurons import render_similarity, render_top_neurons
@@ -42,6 +43,7 @@ RENDERERS: dict[str, Callable[[dict], Markup]] = {
     "attention_model": render_attention_model,
     "attention_neuron": render_attention_neuron,
     "neuron_dashboard": render_neuron_dashboard,
+    "faithfulness": render_faithfulness,
 }
 
 NOTE = ("Static preview: scripts did not run here, so this view is not interactive. "

@@ -180,11 +180,12 @@ def _notes(data: dict) -> dict:
     level = "confidence" if confidence is None else f"{100 * confidence:g} % confidence"
     removal = REMOVALS.get(data["removal"], f"removal mode {data['removal']!r}")
     return {
-        "ci": f"Whiskers: {level} intervals (bootstrap over the {data['n_items']} items) of each method's mean; grey band "
-              f"and tick: the random-order baseline on the same targets ({data['random_seeds']} seeds), its interval and mean.",
+        "ci": f"mean [low, high]: the mean over items and its {level} interval (bootstrap over the {data['n_items']} "
+              f"items); random: the random-order baseline on the same targets ({data['random_seeds']} seeds). In the "
+              "charts, a dot and whisker for the method, a grey band and tick for random.",
         "best": "\u2605 best: the best mean among the methods whose paired difference from random (method \u2212 random) "
                 "has an interval excluding 0 on the good side; no \u2605 when no method beats random.",
-        "random": "\u2248 random (hollow dot): the interval of method \u2212 random includes 0 (or could not be computed), "
+        "random": "\u2248 random (a hollow dot): the interval of method \u2212 random includes 0 (or could not be computed), "
                   "so the method is not distinguishable from a random order; \u2717 worse than random: it excludes 0 "
                   "on the bad side.",
         "removal": f"Removal: {removal}. Score: the model's {SCORES.get(data['score'], data['score'])} of each explained "

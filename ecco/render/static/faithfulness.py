@@ -26,6 +26,11 @@ def _stat(method: dict, part: str, key: str) -> dict:
     return found if isinstance(found, dict) else {}
 
 
+def _better(metric: dict) -> str:
+    """The arrow and word of a metric's good direction: "\u2191 higher" or "\u2193 lower"."""
+    return "\u2193 lower" if metric.get("better") == "lower" else "\u2191 higher"
+
+
 def interval(stat: dict) -> str:
     """``mean [low, high]`` to 3 significant digits, as the interactive view writes it."""
     return f"{fmt(finite(stat.get('mean')), 3)} [{fmt(finite(stat.get('low')), 3)}, {fmt(finite(stat.get('high')), 3)}]"
@@ -64,7 +69,7 @@ def _row(method: dict, metrics: list[dict], best: dict) -> Markup:
 def _table(data: dict, metrics: list[dict], methods: list[dict]) -> Markup:
     best = data.get("best") if isinstance(data.get("best"), dict) else {}
     heads = [el("th", {"style": cell_style(text_align="left"), "title": m.get("description")},
-                f"{m.get('label', m.get('key', ''))} " + ("\u2193" if m.get("better") == "lower" else "\u2191"))
+                f"{m.get('label', m.get('key', ''))} {_better(m)[0]}")
              for m in metrics]
     return el("div", {"style": css(overflow_x="auto", max_width="100%")}, el("table", {
         "class": "ecco-s-faithfulness", "style": css(border_collapse="collapse", font_size="12px", margin="0.3em 0"),
@@ -110,7 +115,8 @@ def render_faithfulness(data: dict) -> Markup:
     """The comparison table with numbers and marks, the error rows, the curves and the captions."""
     metrics, methods = _dicts(data.get("metrics")), _dicts(data.get("methods"))
     notes = data.get("notes") if isinstance(data.get("notes"), dict) else {}
-    descriptions = [el("div", {}, [el("span", {"style": css(font_weight="600")}, str(m.get("label", m.get("key", "")))), f": {m.get('description', '')}"])
+    descriptions = [el("div", {}, [el("span", {"style": css(font_weight="600")}, str(m.get("label", m.get("key", "")))),
+                                   f" ({_better(m)} is better): {m.get('description', '')}"])
                     for m in metrics if m.get("description")]
     return Markup("").join((
         note(f"{data.get('n_items', '?')} items \u00b7 score: {data.get('score', '?')} \u00b7 removal: "

@@ -44,10 +44,10 @@ DESCRIPTIONS = {
                               "averaged over those levels",
     "aopc_sufficiency": "drop of the score when only the method's top {levels} of the tokens are kept, "
                         "averaged over those levels",
-    "soft_nc": "drop of the score when each token's embedding elements are kept with probability 1 \u2212 its "
-               "min-max scaled importance, relative to removing every token",
-    "soft_ns": "score kept when each token's embedding elements are kept with probability = its min-max scaled "
-               "importance, relative to removing every token",
+    "soft_nc": "drop of the score when each embedding element of a token is kept with probability 1 \u2212 its min-max "
+               "scaled importance, divided by the drop when every token is removed",
+    "soft_ns": "share of the drop from removing every token that is avoided when each embedding element of a token is "
+               "kept with probability = its min-max scaled importance",
     "deletion_auc": "area under the score as the method's top-ranked tokens are removed, fraction by fraction",
     "insertion_auc": "area under the score as the method's top-ranked tokens are restored into the all-removed input",
 }

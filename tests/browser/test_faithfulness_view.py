@@ -228,6 +228,11 @@ def test_two_views_on_one_page_are_independent(page, datas) -> None:
     assert [r["selected"] for r in table_dom(a)][:4] == ["true", "false", "false", "false"]
     a.locator(".ecco-fa-row").nth(2).click()
     assert charts(a)["deletion"]["method"] == "occ" and charts(b)["deletion"]["method"] == "grad"
+    b.locator(".ecco-fa-row").nth(2).focus()
+    page.keyboard.press("Enter")  # the keyboard selects too
+    assert charts(b)["deletion"]["method"] == "occ" and charts(a)["deletion"]["method"] == "occ"
+    b.locator(".ecco-fa-row").nth(1).press(" ")
+    assert charts(b)["deletion"]["method"] == "lrp"
     a.locator(".ecco-fa-cell").first.hover()
     assert a.locator(".ecco-tooltip").is_visible() and not b.locator(".ecco-tooltip").is_visible()
     assert a.locator(".ecco-title").text_content() == "Faithfulness \u00b7 model-a"

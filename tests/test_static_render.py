@@ -21,12 +21,14 @@ from ecco.render import render_fragment, view_names
 from ecco.render.static import NOTE, RENDERERS, render_body, static_html
 from ecco.render.static.attention import TILE
 from ecco.render.static.html import display_text, fmt, pct
+from ecco.views.faithfulness import comparison_view
 from tests.browser.test_attention_views import head_data, model_data, neuron_data, softmax
 from tests.browser.test_attribution_view import attribution_data
 from tests.browser.test_corpus_views import dashboard_sample
 from tests.browser.test_lens_views import lp_data, rankings_data, traj_data
 from tests.browser.test_neuron_views import NEURON_VALUES, nmf_data, sim_data, top_data
 from tests.browser.test_neuron_views import neuron_data as neuron_view_data
+from tests.test_faithfulness_view import view_data
 from tests.test_render import DATA as TOKENS_DATA
 
 EVIL = "</script><b>x</b>"
@@ -35,6 +37,7 @@ SAMPLES = {
     "neuron": neuron_view_data(), "layer_predictions": lp_data(), "rankings": rankings_data(), "trajectory": traj_data(),
     "top_neurons": top_data(), "similarity": sim_data(), "attention_head": head_data(), "attention_model": model_data(),
     "attention_neuron": neuron_data(), "neuron_dashboard": dashboard_sample(),
+    "faithfulness": comparison_view(view_data(), printJson=True),
 }
 
 

@@ -29,7 +29,7 @@ INTERACTIVE = {
     "rankings": ".ecco-rank-cell", "trajectory": "svg.ecco-traj-chart", "nmf": ".ecco-nmf-factor",
     "neuron": ".ecco-neuron-token", "top_neurons": ".ecco-top-neuron", "similarity": ".ecco-sim-cell",
     "attention_head": "svg.ecco-att-svg", "attention_model": "canvas.ecco-thumb", "attention_neuron": ".ecco-nv-key",
-    "neuron_dashboard": ".ecco-nd-context",
+    "neuron_dashboard": ".ecco-nd-context", "faithfulness": ".ecco-fa-row",
 }
 SCRIPTS_AND_STYLES = re.compile(r"<(script|style)\b.*?</\1>", re.S)
 
@@ -49,7 +49,14 @@ def run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def views(output, run) -> dict[str, View]:
+def experiment(tmp_path_factory):
+    lm = ecco.from_model(tiny.model("gpt2"), tiny.tokenizer(), verbose=False)
+    return lm.attribute_dataset(["the quick brown fox", ("a <b>dog</b>", " ran")], ["grad_x_input", "occlusion"],
+                                tmp_path_factory.mktemp("static-experiment"), generate=3, steps=4, seeds=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def views(output, run, experiment) -> dict[str, View]:
     built = {
         "tokens": output.tokens_view(), "attribution": output.primary_attributions(attr_method="grad_x_input"),
         "layer_predictions": output.layer_predictions(position=6, topk=5), "rankings": output.rankings(),
@@ -57,7 +64,7 @@ def views(output, run) -> dict[str, View]:
         "neuron": output.neuron_view(layer=1, neuron=5), "top_neurons": output.top_neurons(position=3, k=8),
         "similarity": output.layer_similarity(), "attention_head": output.attention_head_view(),
         "attention_model": output.attention_model_view(), "attention_neuron": output.attention_neuron_view(layer=1, head=2),
-        "neuron_dashboard": run.neuron(1, 5),
+        "neuron_dashboard": run.neuron(1, 5), "faithfulness": experiment.compare(),
     }
     assert set(built) == set(ecco.render.view_names())
     return built

@@ -90,7 +90,7 @@ def test_layer_methods_equal_captum(arch, layer, method):
     out, _, _ = run_method(_problem(lm, token_ids, n_input), method, Options(layer=layer, n_steps=16))
     assert [a.shape[-1] for a in out.attributions] == [32] * len(BLOCKS[arch])
     expected = _captum(lm.model, arch, token_ids, n_input, method, layer)
-    assert _max_difference(out.attributions, expected) < 1e-3  # measured: up to 2e-6
+    assert _max_difference(out.attributions, expected) < 1e-3  # measured: up to 5e-7
 
 
 @pytest.mark.parametrize("arch, layer, n_steps, bound", [

@@ -1,7 +1,8 @@
 """Input attribution: which earlier tokens made the model produce each token.
 
 ``explain`` builds one :class:`Problem` per sequence and runs the requested methods from the
-registry (:mod:`.methods`, :mod:`.lrp`, :mod:`.occlusion`); every method explains all targets of a sequence
+registry (:mod:`.methods`, :mod:`.deeplift`, :mod:`.lrp`, :mod:`.occlusion`, :mod:`.sampling`,
+:mod:`.attention_flow`, :mod:`.layer_attribution`); every method explains all targets of a sequence
 together. Results are stored per method as an :class:`AttributionResult`.
 """
 from __future__ import annotations

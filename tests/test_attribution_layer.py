@@ -192,3 +192,14 @@ def test_lm_attribute_layer_ig_end_to_end(arch):
         np.testing.assert_allclose(raw, attributions.sum(-1).numpy(), atol=1e-3 * scale)
         norms = attributions.norm(dim=-1)
         np.testing.assert_allclose(values, (norms / norms.sum()).numpy(), atol=1e-4)
+
+
+def test_default_layer_is_the_middle_block_and_the_last_block_sees_only_the_target_column():
+    lm = _lm("gpt2")  # 3 blocks: the default is block 1
+    by_default = lm.attribute("a b c d", target=" e f", attribution=["layer_grad_x_act"])
+    middle = lm.attribute("a b c d", target=" e f", attribution=["layer_grad_x_act"], layer=1)
+    for got, expected in zip(by_default.attributions["layer_grad_x_act"].raw[0], middle.attributions["layer_grad_x_act"].raw[0]):
+        np.testing.assert_array_equal(got, expected)
+    last = lm.attribute("a b c d", target=" e f", attribution=["layer_grad_x_act"], layer=-1).attributions["layer_grad_x_act"]
+    for target, raw in zip(last.targets[0], last.raw[0]):
+        assert np.count_nonzero(raw) == 1 and raw[target - 1] != 0  # only the column that predicts the target

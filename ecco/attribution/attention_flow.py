@@ -104,9 +104,8 @@ def raw_attention(problem: Problem, options: Options) -> MethodOutput:
     """Block ``options.layer``'s attention weights from each target's column, over heads by
     ``options.heads`` ('mean', 'max' or one head)."""
     _single_stack(problem, "Raw attention")
-    options.check_layers(problem.spec.main_stack.n_layers)
+    layer = options.block(problem.spec.main_stack.n_layers, -1)
     weights = _attention_weights(problem)
-    layer = options.layer % len(weights)
     heads = weights[layer]
     if options.heads == "mean":
         matrix = heads.mean(0)

@@ -1,8 +1,10 @@
 """Layer attribution: integrated gradients and gradient x activation at the output of a block.
 
-Both explain every target by the hidden states that block ``options.layer`` (default -1, the
-last; negative counts from the end) writes, so the result says which positions of that layer
-carry the evidence. Per input the attributions are (targets, positions, hidden), and Ecco's
+Both explain every target by the hidden states that block ``options.layer`` (default: the
+middle block, ``n_layers // 2``; negative counts from the end) writes, so the result says which
+positions of that layer carry the evidence. (At the last block of a causal model only the
+target's own column can carry any: everything after it is position-wise.) Per input the
+attributions are (targets, positions, hidden), and Ecco's
 per-token scores (L2 norm / signed sum over hidden) apply unchanged. Definitions (captum's):
 
 - ``layer_grad_x_act``: a(x) * dF/da(x), with a the block's hidden-state output and F the
@@ -44,7 +46,7 @@ import torch
 from torch import nn
 
 from .batched import gradients_per_target, integrated_gradients, warn_unconverged
-from .methods import _source_mask
+from .methods import source_mask
 from .problem import Problem
 from .registry import MethodOutput, Options, UnsupportedMethodError, register
 
@@ -76,8 +78,7 @@ def chosen_blocks(problem: Problem, options: Options) -> tuple[nn.Module, ...]:
     blocks = []
     for stack in problem.stacks():
         layers = problem.spec.stacks[stack].blocks
-        options.check_layers(len(layers))
-        blocks.append(layers[options.layer])
+        blocks.append(layers[options.block(len(layers), len(layers) // 2)])
     return tuple(blocks)
 
 
@@ -132,7 +133,7 @@ def block_outputs(
 def _masked(problem: Problem, attributions: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """Zero at the positions that are not sources of a target (main stack after its column)."""
     return tuple(
-        a * _source_mask(problem, i, a.shape[1]).to(a.device, a.dtype)[:, :, None] for i, a in enumerate(attributions)
+        a * source_mask(problem, i, a.shape[1]).to(a.device, a.dtype)[:, :, None] for i, a in enumerate(attributions)
     )
 
 

@@ -114,14 +114,14 @@ def gradcam(problem: Problem, options: Options) -> tuple[torch.Tensor, ...]:
     grads = gradients_per_target(values, tuple(captured), options.internal_batch_size)
     cams = []
     for stack_index, (grad, act) in enumerate(zip(grads, captured)):
-        mask = _source_mask(problem, stack_index, act.shape[1]).to(act.device)
+        mask = source_mask(problem, stack_index, act.shape[1]).to(act.device)
         weights = grad[:, 0].sum(dim=1) / mask.sum(dim=1)[:, None]
         cam = torch.relu(torch.einsum("kh,th->kt", weights, act[0].detach().to(weights.dtype)))
         cams.append(cam * mask)
     return tuple(cams)
 
 
-def _source_mask(problem: Problem, stack_index: int, length: int) -> torch.Tensor:
+def source_mask(problem: Problem, stack_index: int, length: int) -> torch.Tensor:
     """(targets, positions) 1 where a position of this input is a source of the target."""
     counts = torch.tensor([problem.source_counts(k)[stack_index] for k in range(problem.n_targets)])
     return (torch.arange(length)[None, :] < counts[:, None]).float()

@@ -26,7 +26,7 @@ class Options:
     seed: int = 0
     n_samples: int | None = None  # sampling methods (Gradient SHAP, KernelSHAP, LIME): draws; None: the method's default
     stdevs: float = 0.0  # Gradient SHAP: std of the Gaussian noise added to each input sample
-    layer: int = -1  # layer methods and raw attention: the block read (negative: from the end)
+    layer: int | None = None  # raw attention (default: the last block) and layer methods (default: the middle one)
     heads: str | int = "mean"  # raw attention: 'mean' or 'max' over heads, or one head's index
 
     def __post_init__(self) -> None:
@@ -49,7 +49,8 @@ class Options:
         if isinstance(self.stdevs, bool) or not isinstance(self.stdevs, numbers.Real) or not self.stdevs >= 0:
             raise ValueError(f"stdevs must be a non-negative number (the noise's standard deviation), got {self.stdevs!r}.")
         self.stdevs = float(self.stdevs)
-        self.layer = as_int(self.layer, "layer")
+        if self.layer is not None:
+            self.layer = as_int(self.layer, "layer")
         if self.heads not in ("mean", "max"):
             if not is_int(self.heads):
                 raise ValueError(f"heads must be 'mean', 'max' or a head index, got {self.heads!r}.")
@@ -76,11 +77,17 @@ class Options:
         """``gradcam_layer`` and ``layer`` must name one of ``n_layers`` blocks (negative: from the end)."""
         for name in ("gradcam_layer", "layer"):
             value = getattr(self, name)
-            as_int(
-                value, name, -n_layers, n_layers - 1,
-                f"{name}={value} is out of range: the model has {n_layers} blocks, "
-                f"so give a block from {-n_layers} to {n_layers - 1} (-1, the default, is the last).",
-            )
+            if value is not None:
+                as_int(
+                    value, name, -n_layers, n_layers - 1,
+                    f"{name}={value} is out of range: the model has {n_layers} blocks, "
+                    f"so give a block from {-n_layers} to {n_layers - 1} (-1 is the last).",
+                )
+
+    def block(self, n_layers: int, default: int) -> int:
+        """The block index ``layer`` names among ``n_layers`` (``default`` when it is None), from 0."""
+        self.check_layers(n_layers)
+        return (default if self.layer is None else self.layer) % n_layers
 
 
 @dataclass

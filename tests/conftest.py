@@ -29,6 +29,15 @@ FFN_PATHS = {
 
 
 @pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A tiny random GPT-2 and its tokenizer saved to a folder (for the command-line tests)."""
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    tiny.model("gpt2").save_pretrained(path)
+    tiny.tokenizer().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tokenizer():
     return tiny.tokenizer()
 

@@ -5,20 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 import ecco
 from ecco.cli import main
 from ecco.corpus.predicates import code_queries
-from tests import tiny
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-gpt2")
-    tiny.model("gpt2").save_pretrained(path)
-    tiny.tokenizer().save_pretrained(path)
-    return path
 
 
 def test_corpus_command_writes_a_run_and_continues_it(model_dir, tmp_path, capsys):

@@ -3,19 +3,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import ecco
 from ecco.cli import main
-from tests import tiny
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-gpt2")
-    tiny.model("gpt2").save_pretrained(path)
-    tiny.tokenizer().save_pretrained(path)
-    return path
 
 
 def test_attribute_command_and_its_report(model_dir, tmp_path, capsys):

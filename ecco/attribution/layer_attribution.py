@@ -45,8 +45,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batched import gradients_per_target, integrated_gradients, warn_unconverged
-from .methods import source_mask
+from .batched import gradients_per_target
+from .methods import integrated_gradients_with, source_mask
 from .problem import Problem
 from .registry import MethodOutput, Options, UnsupportedMethodError, register
 
@@ -160,17 +160,7 @@ def layer_ig(problem: Problem, options: Options) -> MethodOutput:
     attributions, errors, steps = [], [], 0
     for block, out in zip(blocks, outs):
         layered = LayerProblem(**{**values, "embeds": (out[:1].detach(),)}, inputs=problem.embeds, blocks=(block,))
-        result = integrated_gradients(
-            layered,
-            options.n_steps,
-            (out[1:].detach(),),
-            tolerance=options.tolerance,
-            max_steps=options.max_steps,
-            step_chunk=options.step_chunk,
-            target_chunk=options.internal_batch_size,
-        )
-        if options.n_steps == "auto":
-            warn_unconverged(result, options.tolerance)
+        result = integrated_gradients_with(layered, options, (out[1:].detach(),))
         attributions.append(result.attributions[0])
         errors.append(result.completeness_error)
         steps += result.n_steps

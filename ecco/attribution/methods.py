@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .batched import gradients_per_target, integrated_gradients, target_gradients, warn_unconverged
+from .batched import IGResult, gradients_per_target, integrated_gradients, target_gradients, warn_unconverged
 from .problem import Problem
 from .registry import MethodOutput, Options, register
 from .rules import activation_rule
@@ -47,9 +47,18 @@ def grad_x_input(problem: Problem, options: Options) -> MethodOutput:
 @register("ig", "Integrated gradients")
 def ig(problem: Problem, options: Options) -> MethodOutput:
     """Integrated gradients from the zero embedding, with completeness errors."""
+    result = integrated_gradients_with(problem, options)
+    return MethodOutput(result.attributions, result.completeness_error, result.n_steps)
+
+
+def integrated_gradients_with(problem: Problem, options: Options, baselines: tuple[torch.Tensor, ...] | None = None
+                              ) -> IGResult:
+    """:func:`.batched.integrated_gradients` with the steps, tolerance and chunks of ``options``
+    (a warning when ``n_steps='auto'`` did not converge)."""
     result = integrated_gradients(
         problem,
         options.n_steps,
+        baselines,
         tolerance=options.tolerance,
         max_steps=options.max_steps,
         step_chunk=options.step_chunk,
@@ -57,7 +66,7 @@ def ig(problem: Problem, options: Options) -> MethodOutput:
     )
     if options.n_steps == "auto":
         warn_unconverged(result, options.tolerance)
-    return MethodOutput(result.attributions, result.completeness_error, result.n_steps)
+    return result
 
 
 def _modified_gradients(problem: Problem, options: Options, rule: str) -> tuple[torch.Tensor, ...]:

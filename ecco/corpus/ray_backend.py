@@ -9,9 +9,10 @@ worker see (one machine, or a shared file system on a cluster).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,20 +94,35 @@ def start_ray(address: str | None, workers: int | None) -> bool:
     return True
 
 
-def run_on_ray(runner: Runner, tokenizer: PreTrainedTokenizerBase, settings: Settings, model_config: Mapping | None,
-               source: Source, out: Path, manifest: Manifest, workers: int | None, address: str | None,
-               progress: bool) -> None:
-    """Every shard not yet complete, on ``workers`` Ray actors (default: one per CPU of the cluster)."""
+@contextlib.contextmanager
+def actor_pool(worker: type, runner: Runner, tokenizer: PreTrainedTokenizerBase, settings: object,
+               model_config: Mapping | None, out: Path, workers: int | None, address: str | None) -> Iterator[object]:
+    """A Ray ``ActorPool`` of ``workers`` actors (default: one per CPU of the cluster), each
+    ``worker(payload, tokenizer, settings, model_config, out_dir, threads)`` holding the model
+    rebuilt from the driver's weights; the actors are killed (and a cluster ecco started is shut
+    down) when the block ends, also after an error."""
     ray = import_ray()
     started = start_ray(address, workers)
     actors = []
     try:
         n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         threads = max(1, int(ray.cluster_resources().get("CPU", n)) // n)
-        remote = ray.remote(num_cpus=1)(ShardWorker)
+        remote = ray.remote(num_cpus=1)(worker)
         model_ref, tokenizer_ref = ray.put(ModelPayload.of(runner.model)), ray.put(tokenizer)
         actors = [remote.remote(model_ref, tokenizer_ref, settings, model_config, str(out), threads) for _ in range(n)]
-        pool = ray.util.ActorPool(actors)
+        yield ray.util.ActorPool(actors)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if started:
+            ray.shutdown()
+
+
+def run_on_ray(runner: Runner, tokenizer: PreTrainedTokenizerBase, settings: Settings, model_config: Mapping | None,
+               source: Source, out: Path, manifest: Manifest, workers: int | None, address: str | None,
+               progress: bool) -> None:
+    """Every shard not yet complete, on ``workers`` Ray actors (default: one per CPU of the cluster)."""
+    with actor_pool(ShardWorker, runner, tokenizer, settings, model_config, out, workers, address) as pool:
         engine = Engine(runner, tokenizer, settings.capture)
         todo = (plan for plan in plan_shards(source, tokenizer, settings) if not check_plan(plan, manifest))
         bar = progress_bar(total=None, unit="shard", desc="ecco corpus (ray)", disable=not progress)
@@ -119,8 +135,3 @@ def run_on_ray(runner: Runner, tokenizer: PreTrainedTokenizerBase, settings: Set
                 bar.update(1)
         finally:
             bar.close()
-    finally:
-        for actor in actors:
-            ray.kill(actor)
-        if started:
-            ray.shutdown()

@@ -20,10 +20,10 @@ import errno
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -75,6 +75,9 @@ class Manifest:
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
+    RECORD: ClassVar[type] = ShardRecord  # what one entry of ``shards`` is (another kind of run: its own)
+    WHAT: ClassVar[str] = "corpus run"
+
     @property
     def done(self) -> set[int]:
         """Indices of the complete shards."""
@@ -112,7 +115,7 @@ class Manifest:
             config=data["config"],
             source=data["source"],
             versions=data["versions"],
-            shards=[ShardRecord(**s) for s in data["shards"]],
+            shards=[cls.RECORD(**s) for s in data["shards"]],
             complete=data["complete"],
             format=data["format"],
             format_version=data["format_version"],
@@ -143,19 +146,20 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def read_manifest(out_dir: Path) -> Manifest | None:
-    """The manifest in ``out_dir``, or None when there is none."""
+def read_manifest(out_dir: Path, cls: type[Manifest] = Manifest) -> Manifest | None:
+    """The manifest (of the kind of run ``cls`` describes) in ``out_dir``, or None when there is none."""
     path = out_dir / MANIFEST
     if not path.exists():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format") != FORMAT:
-        raise RunMismatchError(f"{path} is not an ecco corpus manifest; choose an empty output folder.")
-    if data.get("format_version", 0) > FORMAT_VERSION:
+    if data.get("format") != cls.format:
+        raise RunMismatchError(f"{path} is not an ecco {cls.WHAT} manifest (format {data.get('format')!r}); choose an "
+                               "empty output folder.")
+    if data.get("format_version", 0) > cls.format_version:
         raise RunMismatchError(
-            f"{path} was written by a newer ecco (corpus format {data['format_version']}); upgrade ecco to read it."
+            f"{path} was written by a newer ecco ({cls.WHAT} format {data['format_version']}); upgrade ecco to read it."
         )
-    return Manifest.from_json(data)
+    return cls.from_json(data)
 
 
 def write_manifest(out_dir: Path, manifest: Manifest) -> None:
@@ -163,22 +167,22 @@ def write_manifest(out_dir: Path, manifest: Manifest) -> None:
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest.to_json(), indent=1))
 
 
-def open_run(out_dir: Path, config: dict, source: dict, versions: dict, overwrite: bool = False, *,
-             read: Callable[[Path], Any] = read_manifest, new: Callable[..., Any] = Manifest, what: str = "corpus") -> Any:
+def open_run(out_dir: Path, config: dict, source: dict, versions: dict, overwrite: bool = False,
+             cls: type[Manifest] = Manifest) -> Manifest:
     """The manifest to continue in ``out_dir``: a new one for an empty folder, the existing one
-    when its settings and source equal these; a :class:`RunMismatchError` otherwise. ``read`` /
-    ``new`` read and make the manifest of another kind of run (``what``: its name in errors)."""
+    when its settings and source equal these; a :class:`RunMismatchError` otherwise. ``cls``:
+    the manifest of another kind of run (a subclass)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if overwrite:
-        clear_run(out_dir, read)
-    existing = read(out_dir)
+        clear_run(out_dir, cls)
+    existing = read_manifest(out_dir, cls)
     if existing is None:
         if any(p.name != SHARDS for p in out_dir.iterdir()):
             raise RunMismatchError(
-                f"{out_dir} is not empty and holds no ecco {what} run; choose an empty or new folder "
+                f"{out_dir} is not empty and holds no ecco {cls.WHAT}; choose an empty or new folder "
                 "(ecco does not write shards among other files)."
             )
-        manifest = new(config=config, source=source, versions=versions)
+        manifest = cls(config=config, source=source, versions=versions)
         (out_dir / SHARDS).mkdir(exist_ok=True)
         write_manifest(out_dir, manifest)
         return manifest
@@ -191,17 +195,17 @@ def open_run(out_dir: Path, config: dict, source: dict, versions: dict, overwrit
         differences.append(f"source: {existing.source!r} there, {source!r} now")
     if differences:
         raise RunMismatchError(
-            f"{out_dir} holds a different {what} run ({'; '.join(differences)}). Use another output folder, "
+            f"{out_dir} holds a different {cls.WHAT} ({'; '.join(differences)}). Use another output folder, "
             "or overwrite=True (--overwrite) to delete that run and start again."
         )
     remove_leftovers(out_dir, existing)
     return existing
 
 
-def clear_run(out_dir: Path, read: Callable[[Path], Any] = read_manifest) -> None:
+def clear_run(out_dir: Path, cls: type[Manifest] = Manifest) -> None:
     """Delete an earlier run's files (only ecco's own files) from ``out_dir``."""
     if (out_dir / MANIFEST).exists():
-        read(out_dir)  # refuses folders that are not ecco runs of this kind
+        read_manifest(out_dir, cls)  # refuses folders that are not ecco runs of this kind
     for name in (MANIFEST, SUMMARY, "state.json", "dataset_info.json"):
         (out_dir / name).unlink(missing_ok=True)
     shutil.rmtree(out_dir / SHARDS, ignore_errors=True)

@@ -22,7 +22,7 @@ from ..runner import Runner
 from .items import AUTO, as_items
 from .job import ItemJob, Prepared, Settings, prepare
 from .reader import Experiment
-from .store import Manifest, ShardRecord, process_shard, read_manifest, register, shard_plan, write_manifest
+from .store import Manifest, ShardRecord, process_shard, register, shard_plan, write_manifest
 
 BACKENDS = ("local", "ray")
 SCORES = ("prob", "logprob", "logit")
@@ -75,8 +75,7 @@ def attribute_dataset(
                 raise ValueError(f"Item {p.item.item_id}: a {len(p.prompt_ids)}-token prompt leaves no room to generate "
                                  f"{generate} tokens in the model's context of {context}.")
     out = Path(out_dir)
-    manifest = open_run(out, settings.to_json(), items.description, versions(), overwrite=overwrite, read=read_manifest,
-                        new=Manifest, what="attribution experiment")
+    manifest = open_run(out, settings.to_json(), items.description, versions(), overwrite=overwrite, cls=Manifest)
     if not manifest.complete:
         todo = [(i, part) for i, part in shard_plan(prepared, settings.shard_items) if not _done(i, part, manifest)]
         if backend == "ray":

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ..corpus.ray_backend import ModelPayload, import_ray, start_ray
+from ..corpus.ray_backend import ModelPayload, actor_pool
 from ..models.registry import resolve
 from ..progress import progress_bar
 from ..runner import Runner
@@ -38,16 +38,7 @@ def run_on_ray(runner: Runner, tokenizer: PreTrainedTokenizerBase, settings: Set
                todo: list[tuple[int, list[Prepared]]], out: Path, manifest: Manifest, n_items: int,
                workers: int | None, address: str | None, progress: bool) -> None:
     """Every shard in ``todo`` on ``workers`` Ray actors (default: one per CPU of the cluster)."""
-    ray = import_ray()
-    started = start_ray(address, workers)
-    actors = []
-    try:
-        n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        threads = max(1, int(ray.cluster_resources().get("CPU", n)) // n)
-        remote = ray.remote(num_cpus=1)(ItemWorker)
-        model_ref, tokenizer_ref = ray.put(ModelPayload.of(runner.model)), ray.put(tokenizer)
-        actors = [remote.remote(model_ref, tokenizer_ref, settings, model_config, str(out), threads) for _ in range(n)]
-        pool = ray.util.ActorPool(actors)
+    with actor_pool(ItemWorker, runner, tokenizer, settings, model_config, out, workers, address) as pool:
         bar = progress_bar(total=n_items, initial=manifest.totals()["items"], unit="item", desc="ecco attribute (ray)",
                            disable=not progress)
         began, tokens = time.perf_counter(), 0
@@ -59,8 +50,3 @@ def run_on_ray(runner: Runner, tokenizer: PreTrainedTokenizerBase, settings: Set
                 bar.update(record.n_items)
         finally:
             bar.close()
-    finally:
-        for actor in actors:
-            ray.kill(actor)
-        if started:
-            ray.shutdown()

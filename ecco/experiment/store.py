@@ -18,24 +18,16 @@ scores per method beside the random baseline's.
 """
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow as pa
 
-from ..corpus.store import (
-    MANIFEST,
-    SHARDS,
-    RunMismatchError,
-    atomic_write_text,
-    check_disk,
-    shard_name,
-    shard_writer,
-    write_dataset_state,
-)
+from ..corpus import store as corpus_store
+from ..corpus.store import SHARDS, check_disk, shard_name, shard_writer, write_dataset_state, write_manifest
 from .job import ItemJob, Prepared, Settings
 
 FORMAT = "ecco-attribution"
@@ -60,50 +52,26 @@ class ShardRecord:
 
 
 @dataclass
-class Manifest:
-    """The experiment's settings, source, versions and complete shards."""
+class Manifest(corpus_store.Manifest):
+    """The experiment's settings, source, versions and complete shards (a corpus manifest's
+    file, with its own format name and shard records)."""
 
-    config: dict
-    source: dict
-    versions: dict
     shards: list[ShardRecord] = field(default_factory=list)
-    complete: bool = False
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
 
-    @property
-    def done(self) -> set[int]:
-        """Indices of the complete shards."""
-        return {s.index for s in self.shards}
+    RECORD: ClassVar[type] = ShardRecord
+    WHAT: ClassVar[str] = "attribution experiment"
 
     def totals(self) -> dict:
         """Items, explained tokens (``tokens``, as the ``datasets`` state names them) and bytes."""
         return {"items": sum(s.n_items for s in self.shards), "tokens": sum(s.n_targets for s in self.shards),
                 "bytes": sum(s.bytes for s in self.shards)}
 
-    def to_json(self) -> dict:
-        """The manifest as written to ``manifest.json``."""
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "complete": self.complete, "config": self.config,
-                "source": self.source, "versions": self.versions, "totals": self.totals(),
-                "shards": [asdict(s) for s in sorted(self.shards, key=lambda s: s.index)]}
-
 
 def read_manifest(out_dir: Path) -> Manifest | None:
     """The experiment manifest in ``out_dir``, or None when there is none."""
-    path = out_dir / MANIFEST
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format") != FORMAT:
-        raise RunMismatchError(f"{path} is not an ecco attribution experiment (format {data.get('format')!r}); choose "
-                               "an empty output folder, or open a corpus run with ecco.load_corpus.")
-    if data.get("format_version", 0) > FORMAT_VERSION:
-        raise RunMismatchError(f"{path} was written by a newer ecco; upgrade ecco to read it.")
-    return Manifest(data["config"], data["source"], data["versions"], [ShardRecord(**s) for s in data["shards"]],
-                    data["complete"])
-
-
-def write_manifest(out_dir: Path, manifest: Manifest) -> None:
-    """Replace the manifest atomically."""
-    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest.to_json(), indent=1))
+    return corpus_store.read_manifest(out_dir, Manifest)
 
 
 def schema(methods: Sequence[str]) -> pa.Schema:

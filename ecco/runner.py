@@ -66,6 +66,11 @@ class Runner:
             inputs.pop("position_ids", None)
         return self.model(**{k: v for k, v in inputs.items() if v is not None})
 
+    def call(self, module: nn.Module, *args, **kwargs) -> object:
+        """One of the model's modules run on its own (e.g. a block on recorded inputs)."""
+        self._check()
+        return module(*args, **kwargs)
+
     def generate(self, **inputs) -> object:
         """``model.generate`` with these arguments."""
         self._check()

@@ -257,7 +257,7 @@ def _mixing(problem: Problem, block: nn.Module, layer: int, call: tuple[tuple, d
         tokens = torch.arange(start, min(start + chunk, positions))
         args, kwargs = _batched(call, len(tokens) + 1)
         with _values_zeroed(problem, block, layer, tokens):
-            out = block(*args, **kwargs)
+            out = problem.runner.call(block, *args, **kwargs)
         hidden = (out[0] if isinstance(out, tuple) else out).double()  # (rows j + reference, i, hidden)
         distances.append(1 - torch.cosine_similarity(hidden[:-1], hidden[-1:], dim=-1))
     distance = torch.cat(distances).T.clamp_min(0)  # (i, j)

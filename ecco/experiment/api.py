@@ -92,7 +92,8 @@ def attribute_dataset(
 
 def _run_local(job: ItemJob, todo: list[tuple[int, list[Prepared]]], out: Path, manifest: Manifest,
                settings: Settings, n_items: int, progress: bool) -> None:
-    """Every shard not yet complete, in order, on this process; the bar counts items and explained tokens."""
+    """Every shard not yet complete, in order, on this process. The bar counts items run and explained
+    tokens; ``saved`` is the items in complete shards (what a stopped run keeps)."""
     done = manifest.totals()["items"]
     bar = progress_bar(total=n_items, initial=done, unit="item", desc="ecco attribute", disable=not progress)
     began, tokens = time.perf_counter(), 0
@@ -100,7 +101,8 @@ def _run_local(job: ItemJob, todo: list[tuple[int, list[Prepared]]], out: Path, 
     def tick(row: dict) -> None:
         nonlocal tokens
         tokens += len(row["targets"])
-        bar.set_postfix(tokens=tokens, tok_s=f"{tokens / (time.perf_counter() - began):.2f}")
+        bar.set_postfix(tokens=tokens, tok_s=f"{tokens / (time.perf_counter() - began):.2f}",
+                        saved=manifest.totals()["items"])
         bar.update(1)
 
     try:

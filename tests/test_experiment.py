@@ -178,6 +178,7 @@ def test_a_dataset_source(lm, tmp_path):
     ({"source": ["ok", 5]}, "Item 1 is a int"),
     ({"source": []}, "holds no items"),
     ({"backend": "spark"}, "backend must be one of"),
+    ({"seeds": 0}, "at least 1 random order"),
 ])
 def test_bad_input(lm, tmp_path, kwargs, message):
     hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in lm.model.modules())

@@ -142,7 +142,9 @@ def _settings(runner: Runner, tokenizer: PreTrainedTokenizerBase, model_name: st
         model=model_name, model_class=type(runner.model).__name__, kind=str(runner.spec.kind.value),
         n_layers={name: stack.n_layers for name, stack in runner.spec.stacks.items()}, methods=tuple(names), score=score,
         generate=as_int(generate, "generate", 1), faithfulness=bool(faithfulness), removal=removal,
-        levels=tuple(check_levels(levels)), steps=as_int(steps, "steps", 1), seeds=as_int(seeds, "seeds", 0),
+        levels=tuple(check_levels(levels)), steps=as_int(steps, "steps", 1),
+        seeds=as_int(seeds, "seeds", 1, None, f"seeds={seeds!r}: a faithfulness score means something only beside the "
+                     "random-order baseline, so give at least 1 random order per item (default 3)."),
         soft_samples=as_int(soft_samples, "soft_samples", 1), shard_items=as_int(shard_items, "shard_items", 1),
         options={name: checked[name] for name in options or {}},
     )

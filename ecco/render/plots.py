@@ -5,7 +5,9 @@ Figures are made without pyplot, so a notebook's inline backend does not show th
 ``fig.savefig(...)`` works as usual)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,5 +63,88 @@ def factors_figure(values: np.ndarray, labels: Sequence[str], tokens: Sequence[s
         ax.set_ylabel(labels[row], rotation=0, ha="right", fontsize=8)
         ax.set_yticks([])
     axes[-1, 0].set_xticks(range(len(tokens)), [repr(t)[1:-1] for t in tokens], rotation=90, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _nan(v: float | None) -> float:
+    return np.nan if v is None else v
+
+
+def short(label: str, n: int = 24) -> str:
+    """``label`` cut to ``n`` characters (an ellipsis ends a cut one), for the figure's tick labels."""
+    return label if len(label) <= n else label[: n - 1] + "\u2026"
+
+
+def _metric_panel(ax: Any, metric: dict, methods: list[dict], colours: list[str]) -> None:
+    """Each method's mean and CI (filled dot when it beats random, hollow when not), its random
+    baseline's CI as a grey band and mean as a grey tick; methods top to bottom."""
+    key = metric["key"]
+    for y, (m, colour) in enumerate(zip(methods, colours)):
+        if m["error"] is not None:
+            ax.text(0.02, y, "failed", transform=ax.get_yaxis_transform(), va="center", fontsize=7, color="grey")
+            continue
+        s, r = m["metrics"][key], m["random"][key]
+        if r["low"] is not None and r["high"] is not None:
+            ax.fill_betweenx([y - 0.3, y + 0.3], r["low"], r["high"], color="grey", alpha=0.25, linewidth=0,
+                             gid=f"band:{m['name']}")
+        ax.plot([_nan(r["mean"])], [y], marker="|", markersize=12, color="grey", linestyle="none", gid=f"random:{m['name']}")
+        if s["low"] is not None and s["high"] is not None:
+            ax.plot([s["low"], s["high"]], [y, y], color=colour, linewidth=1.5, gid=f"ci:{m['name']}")
+        filled = m["verdicts"].get(key) == "better"
+        ax.plot([_nan(s["mean"])], [y], marker="o", markersize=5, linestyle="none", color=colour,
+                markerfacecolor=colour if filled else "white", gid=f"mean:{m['name']}")
+    ax.set_yticks(range(len(methods)), [short(m["label"]) for m in methods], fontsize=7)
+    ax.set_ylim(len(methods) - 0.5, -0.5)
+    ax.tick_params(axis="x", labelsize=7)
+    arrow = "\u2191" if metric["better"] == "higher" else "\u2193"
+    ax.set_title(f"{metric['label']} ({arrow} better)", fontsize=9)
+
+
+def _curve_panel(ax: Any, kind: str, fractions: list[float | None], methods: list[dict], colours: list[str]) -> None:
+    """Every method's mean ``kind`` curve; the random baselines' mean curves dashed grey (each
+    distinct one once)."""
+    xs = [_nan(x) for x in fractions]
+    randoms: list[list[float | None]] = []
+    for m, colour in zip(methods, colours):
+        if m["error"] is not None:
+            continue
+        ax.plot(xs, [_nan(v) for v in m["curves"][kind]["mean"]], color=colour, linewidth=1.4, label=short(m["label"]),
+                gid=f"curve:{m['name']}")
+        random = m["random_curves"][kind]["mean"]
+        if random not in randoms:
+            ax.plot(xs, [_nan(v) for v in random], color="grey", linestyle="--", linewidth=1.2,
+                    label=None if randoms else "random", gid=f"random_curve:{m['name']}")
+            randoms.append(random)
+    ax.set_xlabel("fraction of tokens " + ("removed" if kind == "deletion" else "restored"), fontsize=8)
+    ax.set_ylabel("score", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title(f"{kind.capitalize()} curve", fontsize=9)
+
+
+def faithfulness_figure(data: dict, keys: Sequence[str]):
+    """The faithfulness comparison (checked view data, with each method's ``verdicts``): one panel
+    per metric in ``keys`` (each method's mean and interval, filled when it beats random, the
+    random baseline grey), then the deletion and insertion curves of every method."""
+    from matplotlib.figure import Figure
+    from matplotlib.gridspec import GridSpec
+
+    by_key = {m["key"]: m for m in data["metrics"]}
+    methods = data["methods"]
+    colours = [f"C{i % 10}" for i in range(len(methods))]
+    per_row = min(3, max(1, len(keys)))
+    rows = math.ceil(len(keys) / per_row)
+    panel_h = 0.3 * len(methods) + 1.0
+    fig = Figure(figsize=(3.4 * per_row + 1.2, rows * panel_h + 3.2))
+    grid = GridSpec(rows + 1, 2 * per_row, figure=fig, height_ratios=[panel_h] * rows + [3.0])
+    for i, key in enumerate(keys):
+        row, col = divmod(i, per_row)
+        _metric_panel(fig.add_subplot(grid[row, 2 * col: 2 * col + 2]), by_key[key], methods, colours)
+    for j, kind in enumerate(("deletion", "insertion")):
+        ax = fig.add_subplot(grid[rows, j * per_row: (j + 1) * per_row])
+        _curve_panel(ax, kind, data["fractions"], methods, colours)
+        if j == 0 and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle(str(data["title"]), fontsize=10)
     fig.tight_layout()
     return fig

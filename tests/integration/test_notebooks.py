@@ -22,6 +22,7 @@ EXPECTED_VIEWS = {
     "09_encoder_decoder_t5.ipynb": ["rankings", "attribution", "attention_head"],
     "10_bring_your_own_model.ipynb": ["rankings"],
     "11_karpathy_neurons.ipynb": ["neuron_dashboard", "nmf"],
+    "12_faithful_attribution.ipynb": ["faithfulness", "attribution"],
 }
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 

@@ -100,7 +100,22 @@ def _resolve_stack(base: nn.Module, spec: StackSpec, name: str, model: nn.Module
         raise ArchitectureError(
             f"{type(model).__name__}: the final norm '{spec.final_norm}' was not found. {_CONFIG_HELP}"
         )
-    return Stack(name, list(blocks), ffn, norm)
+    return Stack(name, list(blocks), ffn, norm, **_parts(spec, list(blocks)))
+
+
+def _per_block(blocks: list[nn.Module], path: str | None) -> list[nn.Module]:
+    """The module at ``path`` in every block; empty (not known) unless every block has one."""
+    found = [get_module(block, path) for block in blocks] if path else []
+    return found if found and all(m is not None for m in found) else []
+
+
+def _parts(spec: StackSpec, blocks: list[nn.Module]) -> dict[str, list]:
+    """The residual parts of a stack's blocks, resolved like ``ffn_out`` (see ``StackSpec``)."""
+    names = ("attention", "attention_out", "mlp", "cross_attention", "cross_attention_out")
+    parts: dict[str, list] = {name: _per_block(blocks, getattr(spec, name)) for name in names}
+    after = [_per_block(blocks, path) for path in spec.post_norms or ()]
+    parts["post_norms"] = list(zip(*after)) if after and all(after) else []
+    return parts
 
 
 def _hidden_size(model: nn.Module) -> int | None:

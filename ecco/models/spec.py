@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -17,12 +17,27 @@ class StackSpec:
     (``model.base_model``); ``ffn_out`` is relative to one block and names the FFN
     output projection, whose *input* is what ecco calls the neuron activations
     (for gated FFNs that is ``act(gate) * up``).
+
+    The parts a block adds into the residual stream, relative to one block (``None``: not
+    known): ``attention``, the self-attention module (its first output is the attention's
+    result); ``attention_out``, its output projection (its input holds the heads side by side);
+    ``mlp``, the module whose output is the MLP's result; ``cross_attention`` /
+    ``cross_attention_out`` the same for an encoder-decoder decoder's attention over the encoder;
+    ``post_norms``, for ``residual="sandwich"`` families, the norms applied to the attention's and
+    the MLP's outputs before they are added (the added value is their output). For post-norm
+    families the modules are named but their outputs are not what is added.
     """
 
     blocks: str
     ffn_out: str
     final_norm: str | None
     final_norm_required: bool = True
+    attention: str | None = None
+    attention_out: str | None = None
+    mlp: str | None = None
+    cross_attention: str | None = None
+    cross_attention_out: str | None = None
+    post_norms: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +67,8 @@ class ArchSpec:
     - ``attention_core``: for families whose attention does not go through transformers'
       ``AttentionInterface``, the attention module's method that maps (query, key, value, ...)
       to (softmax weights @ value, weights) (GPT-Neo and GPT-J: ``_attn``); LRP holds its
-      weights constant there.
+      weights constant there;
+    - ``residual``: how a block adds into the residual stream, or config -> that (``RESIDUALS``).
     """
 
     name: str
@@ -64,16 +80,42 @@ class ArchSpec:
     logits_bias: str | None = None
     softcap: str | None = None
     attention_core: str | None = None
+    residual: str | Callable[[object], str] = "unknown"
+
+    def residual_of(self, config: object) -> str:
+        """How this model's blocks add into the residual stream (one of ``RESIDUALS``)."""
+        mode = self.residual(config) if callable(self.residual) else self.residual
+        if mode not in RESIDUALS:
+            raise ValueError(f"{self.name}: residual mode {mode!r} is not one of {', '.join(RESIDUALS)}.")
+        return mode
+
+
+RESIDUALS = {
+    "sequential": "pre-norm blocks: x + attn(norm(x)), then + mlp(norm(.)) (GPT-2, Llama, T5)",
+    "parallel": "pre-norm blocks: x + attn(norm(x)) + mlp(norm(x)) from the same input (GPT-J, GPT-NeoX)",
+    "sandwich": "pre-norm blocks whose attention and MLP outputs are normed before being added (Gemma 2)",
+    "post_norm": "the residual sum is normed after each sub-layer (BERT, BART): no part reaches the output unnormed",
+    "unknown": "not known (a model the registry does not list)",
+}
+"""How a block adds into the residual stream; every mode but ``post_norm`` and ``unknown`` keeps
+the final residual the plain sum of the embeddings and every sub-layer's output."""
 
 
 @dataclass
 class Stack:
-    """A resolved stack: the actual modules of one model."""
+    """A resolved stack: the actual modules of one model (the part lists are empty where the
+    registry does not know them, else one module per block)."""
 
     name: str
     blocks: list[nn.Module]
     ffn_out: list[nn.Module]
     final_norm: nn.Module | None
+    attention: list[nn.Module] = field(default_factory=list)
+    attention_out: list[nn.Module] = field(default_factory=list)
+    mlp: list[nn.Module] = field(default_factory=list)
+    cross_attention: list[nn.Module] = field(default_factory=list)
+    cross_attention_out: list[nn.Module] = field(default_factory=list)
+    post_norms: list[tuple[nn.Module, nn.Module]] = field(default_factory=list)
 
     @property
     def n_layers(self) -> int:

@@ -26,6 +26,7 @@ from tests.browser.test_attention_views import head_data, model_data, neuron_dat
 from tests.browser.test_attribution_view import attribution_data
 from tests.browser.test_corpus_views import dashboard_sample
 from tests.browser.test_lens_views import lp_data, rankings_data, traj_data
+from tests.browser.test_logit_attribution_view import dla_data
 from tests.browser.test_neuron_views import NEURON_VALUES, nmf_data, sim_data, top_data
 from tests.browser.test_neuron_views import neuron_data as neuron_view_data
 from tests.test_faithfulness_view import view_data
@@ -37,7 +38,7 @@ SAMPLES = {
     "neuron": neuron_view_data(), "layer_predictions": lp_data(), "rankings": rankings_data(), "trajectory": traj_data(),
     "top_neurons": top_data(), "similarity": sim_data(), "attention_head": head_data(), "attention_model": model_data(),
     "attention_neuron": neuron_data(), "neuron_dashboard": dashboard_sample(),
-    "faithfulness": comparison_view(view_data(), printJson=True),
+    "faithfulness": comparison_view(view_data(), printJson=True), "logit_attribution": dla_data(),
 }
 
 

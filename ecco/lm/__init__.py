@@ -2,7 +2,8 @@
 
 The class is a façade over one module per job, all of which call the model only through its
 :class:`~ecco.runner.Runner`: :mod:`.generation` (``lm.generate``), :mod:`.forward` (``lm(...)``),
-:mod:`.forced` (``lm.attribute``), with :mod:`.inputs` (encoding, padding, context checks),
+:mod:`.forced` (``lm.attribute``), :mod:`.causal` (``lm.logit_attribution``), with :mod:`.inputs`
+(encoding, padding, context checks),
 :mod:`.flags` (what is captured) and :mod:`.core` (what the jobs share, and the assembly of the
 :class:`~ecco.output.OutputSeq`). No maths and no HTML here.
 """
@@ -17,7 +18,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..output import OutputSeq
-from . import forced, forward, generation
+from ..render import View
+from . import causal, forced, forward, generation
 from .core import Core
 from .flags import CaptureFlags
 from .inputs import Prompts
@@ -143,6 +145,17 @@ class LM(Core):
         :class:`~ecco.attribution.Options` (``n_steps``, ``internal_batch_size``, ...).
         """
         return forced.attribute(self, prompt, target, foil, attribution, score, options)
+
+    def logit_attribution(self, prompt: str | Sequence[int], target: str | Sequence[int] = " London",
+                          foil: str | Sequence[int] | None = None, top_neurons: int = 10,
+                          printJson: bool = False) -> View | dict:
+        """Direct logit attribution: the logit of ``target``'s first token after ``prompt`` (minus
+        ``foil``'s first token's) split into the embeddings and each layer's attention (per head)
+        and MLP (per neuron, the ``top_neurons`` up and down shown), read through the final norm
+        with its scale frozen at this run (see docs/causal.md). The target is teacher-forced after
+        the prompt; a longer target explains its first token. Post-norm models (BERT, BART) are
+        refused. Returns the view (``printJson``: its data dict)."""
+        return causal.logit_attribution(self, prompt, target, foil, top_neurons, printJson)
 
     def run_corpus(self, source: object, out_dir: str | os.PathLike, layers: Sequence[int] | None = None,
                    **options) -> ecco.corpus_run.CorpusRun:

@@ -148,3 +148,21 @@ def faithfulness_figure(data: dict, keys: Sequence[str]):
     fig.suptitle(str(data["title"]), fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def logit_attribution_figure(bars: Sequence[tuple[str, float]], bias: float, logit: float, title: str):
+    """Direct logit attribution: one horizontal signed bar per part (``bars``: label, share), top to
+    bottom in model order; the bias and the total logit in the title."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 0.8 + 0.22 * len(bars)))
+    ax = fig.subplots()
+    values = [v for _, v in bars]
+    ax.barh(range(len(bars)), values, color=["#2d70e6" if v >= 0 else "#f07814" for v in values])
+    ax.set_yticks(range(len(bars)), [label for label, _ in bars], fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("share of the logit")
+    ax.set_title(f"{short(title, 70)}\ntotal {logit:.4g} = parts + bias {bias:.4g}", fontsize=9)
+    fig.tight_layout()
+    return fig

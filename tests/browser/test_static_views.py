@@ -29,7 +29,7 @@ INTERACTIVE = {
     "rankings": ".ecco-rank-cell", "trajectory": "svg.ecco-traj-chart", "nmf": ".ecco-nmf-factor",
     "neuron": ".ecco-neuron-token", "top_neurons": ".ecco-top-neuron", "similarity": ".ecco-sim-cell",
     "attention_head": "svg.ecco-att-svg", "attention_model": "canvas.ecco-thumb", "attention_neuron": ".ecco-nv-key",
-    "neuron_dashboard": ".ecco-nd-context", "faithfulness": ".ecco-fa-row",
+    "neuron_dashboard": ".ecco-nd-context", "faithfulness": ".ecco-fa-row", "logit_attribution": ".ecco-la-row",
 }
 SCRIPTS_AND_STYLES = re.compile(r"<(script|style)\b.*?</\1>", re.S)
 
@@ -65,6 +65,8 @@ def views(output, run, experiment) -> dict[str, View]:
         "similarity": output.layer_similarity(), "attention_head": output.attention_head_view(),
         "attention_model": output.attention_model_view(), "attention_neuron": output.attention_neuron_view(layer=1, head=2),
         "neuron_dashboard": run.neuron(1, 5), "faithfulness": experiment.compare(),
+        "logit_attribution": ecco.from_model(tiny.model("gpt2"), tiny.tokenizer(), verbose=False).logit_attribution(
+            "the quick brown fox", target=" jumps"),
     }
     assert set(built) == set(ecco.render.view_names())
     return built

@@ -20,6 +20,7 @@ from typing import Any
 from markupsafe import Markup
 
 from .attention import render_attention_head, render_attention_model, render_attention_neuron
+from .causal import render_logit_attribution
 from .corpus import render_neuron_dashboard
 from .faithfulness import render_faithfulness
 from .html import MUTED, css, el
@@ -44,6 +45,7 @@ RENDERERS: dict[str, Callable[[dict], Markup]] = {
     "attention_neuron": render_attention_neuron,
     "neuron_dashboard": render_neuron_dashboard,
     "faithfulness": render_faithfulness,
+    "logit_attribution": render_logit_attribution,
 }
 
 NOTE = ("Static preview: scripts did not run here, so this view is not interactive. "

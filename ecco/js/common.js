@@ -121,6 +121,23 @@
 
   /* A finite number, else null. */
   define("num", function (x) { return typeof x === "number" && isFinite(x) ? x : null; });
+  define("list", function (x) { return Array.isArray(x) ? x : []; });
+  define("obj", function (x) { return x && typeof x === "object" && !Array.isArray(x) ? x : {}; });
+
+  /* svg(tag, attrs, children) -> SVG element, like el: attributes that are null, undefined or false
+   * are left out, "dataset" sets data-* attributes; children are strings (text, never markup) or Nodes. */
+  var SVG_NS = "http://www.w3.org/2000/svg";
+  define("svg", function (tag, attrs, children) {
+    var node = document.createElementNS(SVG_NS, tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      var value = attrs[key];
+      if (value === null || value === undefined || value === false) return;
+      if (key === "dataset") Object.keys(value).forEach(function (k) { node.setAttribute("data-" + k, String(value[k])); });
+      else node.setAttribute(key, String(value));
+    });
+    append(node, children);
+    return node;
+  });
 
   define("tooltipRow", function (key, value) {
     return util.el("div", { class: "ecco-tooltip-row" }, [

@@ -21,7 +21,6 @@
 (function () {
   "use strict";
   var ecco = window.ecco, util = ecco.util, el = util.el, num = util.num;
-  var NS = "http://www.w3.org/2000/svg";
   var METHOD = "rgb(45, 112, 230)", RANDOM = "rgb(128, 128, 128)", BEST = "rgb(240, 120, 20)";
   var CELL = { w: 90, h: 16, pad: 5 };
   var CHART = { w: 340, h: 220, left: 46, right: 12, top: 10, bottom: 34 };
@@ -30,8 +29,7 @@
   var MARKS = { better: null, same: "\u2248 random", worse: "\u2717 worse" };
   var VERDICTS = { better: "better than random", same: "not distinguishable from random", worse: "worse than random" };
 
-  function list(x) { return Array.isArray(x) ? x : []; }
-  function obj(x) { return x && typeof x === "object" && !Array.isArray(x) ? x : {}; }
+  var list = util.list, obj = util.obj, node = util.svg;
   function fmt(v) {
     v = num(v);
     if (v === null) return "\u2013";
@@ -41,15 +39,6 @@
   function interval(s) { return fmt(obj(s).mean) + " " + range(s); }
   function arrow(metric) { return metric.better === "lower" ? "\u2193" : "\u2191"; }
 
-  /* node(tag, attrs, text): an SVG element; attributes that are null or undefined are left out. */
-  function node(tag, attrs, text) {
-    var n = document.createElementNS(NS, tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (attrs[k] !== null && attrs[k] !== undefined) n.setAttribute(k, String(attrs[k]));
-    });
-    if (text !== undefined) n.textContent = String(text);
-    return n;
-  }
 
   /* The values a scale must hold: mean, low and high of every stat given. */
   function extent(stats) {

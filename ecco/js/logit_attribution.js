@@ -14,24 +14,14 @@
 (function () {
   "use strict";
   var ecco = window.ecco, util = ecco.util, el = util.el, num = util.num;
-  var NS = "http://www.w3.org/2000/svg";
   var UP = "rgb(45, 112, 230)", DOWN = "rgb(240, 120, 20)";
   var ROW = 18, LABEL = 92, WIDTH = 420, VALUE = 70;
 
-  function list(x) { return Array.isArray(x) ? x : []; }
-  function obj(x) { return x && typeof x === "object" && !Array.isArray(x) ? x : {}; }
+  var list = util.list, obj = util.obj, node = util.svg;
   function fmt(v) {
     v = num(v);
     if (v === null) return "\u2013";
     return v === 0 ? "0" : String(Number(v.toPrecision(4))).replace(/-/g, "\u2212");
-  }
-  function node(tag, attrs, text) {
-    var n = document.createElementNS(NS, tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (attrs[k] !== null && attrs[k] !== undefined) n.setAttribute(k, String(attrs[k]));
-    });
-    if (text !== undefined) n.textContent = String(text);
-    return n;
   }
 
   /* The bars in the view's order: {label, value, layer (null for the embeddings), part}. */

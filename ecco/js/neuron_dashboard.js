@@ -27,7 +27,7 @@
   }
   function signed(v) { return v === null || v === undefined ? "\u2013" : (v > 0 ? "+" : "") + fmt(v); }
   function pct(p) { return p === null || p === undefined ? "\u2013" : (100 * p).toFixed(1) + "%"; }
-  function list(x) { return Array.isArray(x) ? x : []; }
+  var list = util.list;
   function known(x) { return x === null || x === undefined ? "?" : String(x); }
 
   function shade(v, maxAbs) {

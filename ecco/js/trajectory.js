@@ -6,28 +6,13 @@
 (function () {
   "use strict";
   var ecco = window.ecco, util = ecco.util, el = util.el;
-  var SVG = "http://www.w3.org/2000/svg";
   var W = 320, H = 210, M = { left: 50, right: 12, top: 12, bottom: 36 };
   var PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#8c8c8c"];
 
   var num = util.num;
   function color(i) { return i < PALETTE.length ? PALETTE[i] : "hsl(" + Math.round((i * 137.508) % 360) + ", 55%, 55%)"; }
 
-  /* svg(tag, attrs, children): like util.el for SVG; "class" and "dataset" as in el. */
-  function svg(tag, attrs, children) {
-    var node = document.createElementNS(SVG, tag);
-    Object.keys(attrs || {}).forEach(function (key) {
-      var value = attrs[key];
-      if (value === null || value === undefined || value === false) return;
-      if (key === "dataset") Object.keys(value).forEach(function (k) { node.setAttribute("data-" + k, String(value[k])); });
-      else node.setAttribute(key, String(value));
-    });
-    (Array.isArray(children) ? children : children === undefined || children === null ? [] : [children]).forEach(function (c) {
-      if (c === null || c === undefined) return;
-      node.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
-    });
-    return node;
-  }
+  var svg = util.svg;
 
   /* Round tick step of about (hi - lo) / count; integer steps when `integer`. */
   function niceStep(lo, hi, count, integer) {

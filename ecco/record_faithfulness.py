@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from .attribution import build_problem
 from .attribution.faithfulness import LEVELS, FaithfulnessResult, faithfulness
-from .attribution.perturb import check_removal, neutral_id
+from .attribution.perturb import check_removal, token_removal
 from .record import Record
 
 
@@ -27,9 +25,6 @@ def record_faithfulness(
     token_ids, _, target = plans[index]
     layout = record.layout(index)
     problem = build_problem(runner, layout, token_ids, target, score)
-    special_ids = set(record.link.tokenizer.all_special_ids)
-    special = [np.array([t in special_ids for t in token_ids[layout.span(stack).start :][: int(e.shape[1])]])
-               for stack, e in zip(layout.stacks, problem.embeds)]
-    replacement = runner.embed([neutral_id(record.link.tokenizer)])[0, 0] if removal == "replace" else None
+    special, replacement = token_removal(problem, layout, token_ids, record.link.tokenizer, removal)
     return faithfulness(problem, result.values[index], removal=removal, replacement=replacement, special=special,
                         levels=levels, steps=steps, seeds=seeds, seed=seed, batch_size=batch_size)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..layout import Layout
 from .problem import Problem
 
 REMOVALS = ("zero", "replace")
@@ -51,6 +52,18 @@ def neutral_id(tokenizer: object) -> int:
             return int(token_id)
     raise ValueError("removal='replace' needs a neutral token (pad, eos or unk) and this tokenizer has none; "
                      "use removal='zero'.")
+
+
+def token_removal(problem: Problem, layout: Layout, token_ids: Sequence[int], tokenizer: object,
+                  removal: str) -> tuple[list[np.ndarray], torch.Tensor | None]:
+    """How a tokenized item's tokens are removed: per stack, True for its special tokens (never
+    removed, not counted as sources), and for ``removal='replace'`` the neutral token's input
+    embedding (None for ``'zero'``)."""
+    special_ids = set(tokenizer.all_special_ids)
+    special = [np.array([t in special_ids for t in token_ids[layout.span(stack).start :][: int(e.shape[1])]])
+               for stack, e in zip(layout.stacks, problem.embeds)]
+    replacement = problem.runner.embed([neutral_id(tokenizer)])[0, 0] if removal == "replace" else None
+    return special, replacement
 
 
 def removal_embeds(

@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ..attribution import Options, Target, UnsupportedMethodError, build_problem, generated_targets, run_method
 from ..attribution.faithfulness import FaithfulnessResult, faithfulness
-from ..attribution.perturb import neutral_id
+from ..attribution.perturb import token_removal
 from ..layout import Layout
 from ..runner import Runner
 from ..tokens import describe_tokens
@@ -92,7 +92,6 @@ class ItemJob:
         self.runner, self.tokenizer, self.settings = runner, tokenizer, settings
         self.options = Options(**settings.options)
         self.kind = runner.spec.kind
-        self.special_ids = set(tokenizer.all_special_ids)
 
     def tokens(self, item: Prepared) -> tuple[list[int], int]:
         """The item's full token ids (encoder's then decoder's for encoder-decoder models) and
@@ -165,12 +164,8 @@ class ItemJob:
                 f"{name}.seconds": seconds}
 
     def _faithfulness(self, problem, layout: Layout, token_ids: list[int], values, seeds: int) -> FaithfulnessResult:
-        special = [np.array([t in self.special_ids for t in token_ids[layout.span(stack).start :][: int(e.shape[1])]])
-                   for stack, e in zip(layout.stacks, problem.embeds)]
-        replacement = None
-        if self.settings.removal == "replace":
-            replacement = self.runner.embed([neutral_id(self.tokenizer)])[0, 0]
         s = self.settings
+        special, replacement = token_removal(problem, layout, token_ids, self.tokenizer, s.removal)
         return faithfulness(problem, values, removal=s.removal, replacement=replacement, special=special,
                             levels=s.levels, steps=s.steps, seeds=seeds, seed=self.options.seed,
                             soft_samples=s.soft_samples)

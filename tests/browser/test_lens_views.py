@@ -452,7 +452,9 @@ def test_traj_emphasis_and_tooltip(open_html, tmp_path: Path) -> None:
         "els => els.map(e => Number(e.dataset.token))")))
     root.locator('.ecco-traj-legend-item[data-token="2"]').hover()
     assert emph_tokens() == [2] and root.locator("path.ecco-traj-line.ecco-emph").count() == 3
-    dimmed = root.locator('path.ecco-traj-line[data-token="0"]').first.evaluate("e => Number(getComputedStyle(e).opacity)")
+    # The dimming is a 0.1 s CSS transition: finish it before reading (a loaded machine may not be done).
+    dimmed = root.locator('path.ecco-traj-line[data-token="0"]').first.evaluate(
+        "e => { e.getAnimations().forEach(a => a.finish()); return Number(getComputedStyle(e).opacity); }")
     assert dimmed < 0.5
     page.mouse.move(0, 0)
     assert emph_tokens() == []

@@ -42,6 +42,7 @@ from ..layout import Layout
 from ..lens import LensHead
 from ..models.spec import Stack
 from ..runner import Runner
+from . import sites
 from .norms import FrozenNorm, freeze
 
 
@@ -117,15 +118,6 @@ def _weight_io(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     weight = weight.T if isinstance(module, nn.Linear) else weight
     bias = getattr(module, "bias", None)
     return weight, (bias.detach().double() if isinstance(bias, torch.Tensor) else None)
-
-
-def _head_dim(attention: nn.Module) -> int:
-    for module in attention.modules():
-        for name in ("head_dim", "head_size", "key_value_proj_dim"):
-            value = getattr(module, name, None)
-            if isinstance(value, int) and value > 0:
-                return value
-    raise ValueError(f"{type(attention).__name__} names no head_dim: its output cannot be split into heads.")
 
 
 def _check_applies(runner: Runner, stack: Stack) -> None:
@@ -235,7 +227,7 @@ def _shares(runner: Runner, stack: Stack, lens: LensHead, final: FrozenNorm, pos
         )
     n = stack.n_layers
     parts = {name: np.array([float(seen[(name, layer)] @ read) for layer in range(n)]) for name in ("attention", "mlp")}
-    head_dim = _head_dim(stack.attention[0])
+    head_dim = sites.head_dim(stack.attention[0])
     heads, neurons, attn_bias, mlp_bias = [], [], [], []
     for layer in range(n):
         norms = (post[("attention", layer)], post[("mlp", layer)]) if post else (None, None)

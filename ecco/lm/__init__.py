@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..output import OutputSeq
 from ..render import View
-from . import causal, forced, forward, generation
+from . import causal, forced, forward, generation, tracing
 from .core import Core
 from .flags import CaptureFlags
 from .inputs import Prompts
@@ -94,6 +94,7 @@ class LM(Core):
         beam_size: int = 1,
         attribution: Sequence[str] | str | None = None,
         attribution_options: Mapping | None = None,
+        interventions: Sequence[object] | None = None,
         **generate_kwargs,
     ) -> OutputSeq:
         """Generate a continuation of one prompt or a batch, capturing the model's internals.
@@ -110,10 +111,15 @@ class LM(Core):
         ``attribution`` names methods (``ecco.attribution.METHODS``) that explain every generated
         token by the earlier tokens; ``attribution_options`` sets their
         :class:`~ecco.attribution.Options` (``n_steps``, ``internal_batch_size``, ...).
+
+        ``interventions`` (:class:`ecco.Ablate`, :class:`ecco.Steer`) are applied while the model
+        generates; the same prompt is also generated without them, and the output carries both
+        (``output.clean``; ``output.intervention_diff()`` shows what changed, see docs/causal.md).
         """
         sampling = dict(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p)
         return generation.generate(
-            self, input_str, generate, max_length, beam_size, attribution, attribution_options, sampling, generate_kwargs
+            self, input_str, generate, max_length, beam_size, attribution, attribution_options, sampling, generate_kwargs,
+            interventions=interventions,
         )
 
     def __call__(self, inputs: Prompts | Mapping, text_pair: str | Sequence[str] | None = None) -> OutputSeq:
@@ -156,6 +162,28 @@ class LM(Core):
         the prompt; a longer target explains its first token. Post-norm models (BERT, BART) are
         refused. Returns the view (``printJson``: its data dict)."""
         return causal.logit_attribution(self, prompt, target, foil, top_neurons, printJson)
+
+    def trace(self, prompt: str | Sequence[int], target: str | Sequence[int] = " London",
+              corrupt: str | Sequence[int] | None = None, *, counterfactual: str | Sequence[int] | None = None,
+              components: Sequence[str] = ("residual", "mlp", "attention"), window: int = 1, seeds: int = 5,
+              noise: float = 3.0, stack: str | None = None, batch_size: int = 64,
+              printJson: bool = False) -> View | dict:
+        """Causal tracing (Meng et al. 2022) / activation patching: which internal states the
+        probability of ``target``'s first token after ``prompt`` depends on.
+
+        The prompt is corrupted, either by Gaussian noise of ``noise`` times the embeddings'
+        standard deviation on the tokens of ``corrupt`` (a piece of the prompt's text, or a list of
+        positions; default: every token), averaged over ``seeds`` draws, or by running
+        ``counterfactual``, a prompt of the same token length. Then, for every (layer, position)
+        and each of ``components`` (``'residual'``, ``'mlp'``, ``'attention'``), the clean run's
+        state is restored there (MLP and attention: in a ``window`` of layers around it, as in ROME)
+        and the target's probability read: the indirect effect is restored − corrupted, the
+        normalised effect divides it by clean − corrupted. ``stack`` picks the traced stack of an
+        encoder-decoder model (default: the encoder, which reads the prompt). ``batch_size``
+        restorations run per forward pass. Returns the view (three heatmaps; ``printJson``: its data).
+        """
+        return tracing.trace(self, prompt, target, corrupt, counterfactual, tuple(components), window, seeds, noise,
+                             stack, batch_size, printJson)
 
     def run_corpus(self, source: object, out_dir: str | os.PathLike, layers: Sequence[int] | None = None,
                    **options) -> ecco.corpus_run.CorpusRun:

@@ -46,8 +46,11 @@ def generate(
     options: Mapping | None,
     sampling: dict[str, object],
     generate_kwargs: dict[str, object],
+    interventions: Sequence[object] | None = None,
 ) -> OutputSeq:
     """``lm.generate``: check the arguments, generate with capture, then attribute if asked."""
+    if interventions is not None:
+        raise NotImplementedError("interventions are being built")
     if not lm.kind.generates:
         raise ValueError(
             f"{lm.model_name} is an encoder ({type(lm.model).__name__}) and cannot generate text. "

@@ -166,3 +166,47 @@ def logit_attribution_figure(bars: Sequence[tuple[str, float]], bias: float, log
     ax.set_title(f"{short(title, 70)}\ntotal {logit:.4g} = parts + bias {bias:.4g}", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def trace_figure(panels: Sequence[tuple[str, np.ndarray, str]], rows: Sequence[str], title: str, value: str):
+    """Causal tracing heatmaps side by side: per panel (title, values of positions x layers,
+    colormap), positions as rows labelled ``rows``, layers as columns, colour from 0 to the panel's
+    max (NaN cells blank)."""
+    from matplotlib.figure import Figure
+
+    layers = max([values.shape[1] for _, values, _ in panels] + [1])
+    fig = Figure(figsize=(len(panels) * max(3.0, 0.12 * layers + 2.2), max(2.4, 0.26 * len(rows) + 1.4)))
+    axes = fig.subplots(1, len(panels), squeeze=False)
+    for ax, (name, values, cmap) in zip(axes[0], panels):
+        shown = values[np.isfinite(values)]
+        peak = float(shown.max()) if shown.size and shown.max() > 0 else 1.0
+        image = ax.imshow(values, cmap=cmap, vmin=0, vmax=peak, aspect="auto", interpolation="nearest")
+        image.set_gid(f"heatmap:{name}")
+        ax.set_yticks(range(len(rows)), rows, fontsize=7)
+        ax.set_xlabel("layer", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.08).set_label(value, fontsize=7)
+    fig.suptitle(short(title, 90), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def intervention_diff_figure(labels: Sequence[str], changes: Sequence[float | None], changed: Sequence[bool], title: str):
+    """One bar per intervened token: its probability change (blue up, orange down); the changed
+    tokens' bars outlined in black and their labels bold."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(4.0, 0.38 * len(labels) + 1.6), 3.2))
+    ax = fig.subplots()
+    values = [_nan(v) for v in changes]
+    ax.bar(range(len(values)), values, color=["#2d70e6" if not v < 0 else "#f07814" for v in values],
+           edgecolor=["black" if c else "none" for c in changed], linewidth=[1.5 if c else 0.0 for c in changed])
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xticks(range(len(labels)), [short(label, 16) for label in labels], rotation=60, ha="right", fontsize=7)
+    for tick, c in zip(ax.get_xticklabels(), changed):
+        tick.set_fontweight("bold" if c else "normal")
+    ax.set_ylabel("p(intervened) \u2212 p(clean)", fontsize=8)
+    ax.set_title(short(title, 80), fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -24,9 +24,11 @@ from .causal import render_logit_attribution
 from .corpus import render_neuron_dashboard
 from .faithfulness import render_faithfulness
 from .html import MUTED, css, el
+from .interventions import render_intervention_diff
 from .lens import render_layer_predictions, render_rankings, render_trajectory
 from .neurons import render_similarity, render_top_neurons
 from .text import render_attribution, render_neuron, render_nmf, render_tokens
+from .tracing import render_trace
 
 __all__ = ["RENDERERS", "NOTE", "static_html", "render_body"]
 
@@ -46,6 +48,8 @@ RENDERERS: dict[str, Callable[[dict], Markup]] = {
     "neuron_dashboard": render_neuron_dashboard,
     "faithfulness": render_faithfulness,
     "logit_attribution": render_logit_attribution,
+    "causal_trace": render_trace,
+    "intervention_diff": render_intervention_diff,
 }
 
 NOTE = ("Static preview: scripts did not run here, so this view is not interactive. "

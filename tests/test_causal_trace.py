@@ -253,3 +253,16 @@ def test_the_view_data_holds_the_trace():
     shown = {c["name"]: np.array(c["prob"]) for c in data["components"]}
     for c in COMPONENTS:
         assert np.allclose(shown[c], trace.probs[c], atol=1e-9)
+
+
+def test_a_decoder_traced_behind_a_corrupted_encoder_is_shown_by_its_own_tokens():
+    pytest.importorskip("ecco.views.tracing")
+    lm = _lm("t5")
+    for corrupt, counterfactual in ((SUBJECT, None), (None, _counterfactual())):
+        trace = trace_result(lm, PROMPT, [_target("t5")], corrupt, counterfactual, COMPONENTS, 1, 2, 3.0, "decoder", 64)
+        assert trace.stack == "decoder" and trace.corrupted_stack == "encoder" and trace.token_ids == [0]
+        assert trace.corrupted == ([0, 1, 2] if counterfactual else _subject_positions())
+        data = lm.trace(PROMPT, [_target("t5")], corrupt, counterfactual=counterfactual, seeds=2, stack="decoder",
+                        printJson=True)
+        assert data["corrupted"] == [] and len(data["components"][0]["prob"]) == 2
+        assert np.allclose(data["components"][0]["prob"], trace.probs["residual"], atol=1e-9)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ..causal.patching import Corruption, counterfactual_corruption, noise_corruption
 from ..causal.trace import Trace
@@ -80,13 +81,22 @@ def trace_result(lm: Core, prompt: str | Sequence[int], target: str | Sequence[i
                       batch_size)
 
 
+def _as_shown(result: Trace) -> Trace:
+    """The trace as the view draws it, by the traced stack's own tokens: a decoder traced behind a
+    corrupted encoder has no corrupted position, and its tokens are the same in the corrupted run."""
+    if result.stack == result.corrupted_stack:
+        return result
+    return replace(result, corrupted=[], counterfactual=None if result.counterfactual is None else list(result.token_ids))
+
+
 def trace(lm: Core, prompt: str | Sequence[int], target: str | Sequence[int], corrupt: str | Sequence[int] | None,
           counterfactual: str | Sequence[int] | None, components: Sequence[str], window: int, seeds: int, noise: float,
           stack: str | None, batch_size: int, printJson: bool) -> View | dict:
     """The view (or its data) of :func:`trace_result`."""
     from ..views.tracing import trace_data, trace_view  # written beside this module; loaded when a trace is shown
 
-    result = trace_result(lm, prompt, target, corrupt, counterfactual, components, window, seeds, noise, stack, batch_size)
+    result = _as_shown(trace_result(lm, prompt, target, corrupt, counterfactual, components, window, seeds, noise, stack,
+                                    batch_size))
     tokens = token_pieces(lm.tokenizer, result.token_ids)
     alternative = None if result.counterfactual is None else token_pieces(lm.tokenizer, result.counterfactual)
     data = trace_data(result, tokens, token_pieces(lm.tokenizer, [result.target])[0], lm.model_name, alternative)

@@ -7,11 +7,15 @@ name and kind, layer counts, the activation layer numbers and, per sequence, its
 readable tokens and flags. Attributions are stored per method as ``attribution.<method>.values``
 and ``.raw`` (sequences, targets, sources) float64 tensors padded with NaN, plus
 ``.completeness`` when the method reports it; their targets, label, score (explained and asked), steps and foil are
-in the metadata. Arrays come back bit-exactly, in their stored dtype.
+in the metadata. The intervention diffs of a generation with interventions are stored per sequence
+``i`` as ``intervention.<i>.<probabilities>`` float64 tensors, their token ids and descriptions in
+the metadata; the clean run (``output.clean``) is not saved, with a warning: save it on its own
+(``output.clean.save(path)``) to keep its captures. Arrays come back bit-exactly, in their stored dtype.
 """
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import TypeVar
@@ -21,12 +25,15 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .attribution import AttributionResult
+from .causal.diff import InterventionDiff
 from .record import ModelLink, Record, SequenceMeta
 
 FORMAT_VERSION = 1
 R = TypeVar("R", bound=Record)
 _DICT_FIELDS = ("activations", "hidden_states", "attention")
 _TENSOR_FIELDS = ("token_probs", "token_entropy")
+_DIFF_PROBS = ("clean_probs", "intervened_probs", "intervened_clean_probs")
+_DIFF_IDS = ("descriptions", "prompt_ids", "clean_ids", "intervened_ids")
 
 
 def save(output: Record, path: str | Path) -> Path:
@@ -45,6 +52,12 @@ def save(output: Record, path: str | Path) -> Path:
         tensors[f"attribution.{name}.raw"] = _pad_ragged(result.raw)
         if result.completeness_error is not None:
             tensors[f"attribution.{name}.completeness"] = _pad_ragged([[e] for e in result.completeness_error])[:, 0]
+    for i, diff in enumerate(output.intervention_diffs):
+        tensors.update({f"intervention.{i}.{name}": torch.as_tensor(getattr(diff, name), dtype=torch.float64)
+                        for name in _DIFF_PROBS})
+    if output.clean is not None:
+        warnings.warn("output.clean (the generation without interventions) is not saved, only the intervention diffs: "
+                      "save it on its own with output.clean.save(path) to keep its captures.", stacklevel=3)
     meta = {
         "format_version": FORMAT_VERSION,
         "model_name": output.model_name,
@@ -57,6 +70,7 @@ def save(output: Record, path: str | Path) -> Path:
                    "foil_ids": r.foil_ids, "foil_text": r.foil_text, "asked_score": r.asked_score}
             for name, r in output.attributions.items()
         },
+        "interventions": [{name: getattr(diff, name) for name in _DIFF_IDS} for diff in output.intervention_diffs],
     }
     save_file(tensors, str(path), metadata={"ecco": json.dumps(meta)})
     return path
@@ -86,7 +100,7 @@ def read(path: str | Path, cls: type[R], link: ModelLink | None = None) -> R:
     }
     for name, tensor in tensors.items():
         field_name, _, key = name.partition(".")
-        if field_name == "attribution":
+        if field_name in ("attribution", "intervention"):
             continue
         if field_name in _DICT_FIELDS:
             fields[field_name][key] = tensor.numpy() if field_name == "activations" else tensor
@@ -99,6 +113,10 @@ def read(path: str | Path, cls: type[R], link: ModelLink | None = None) -> R:
         n_layers=meta["n_layers"],
         sequences=[SequenceMeta(**s) for s in meta["sequences"]],
         activation_layers=meta["activation_layers"],
+        intervention_diffs=[
+            InterventionDiff(**info, **{name: tensors[f"intervention.{i}.{name}"].numpy() for name in _DIFF_PROBS})
+            for i, info in enumerate(meta.get("interventions", []))
+        ],
         **fields,
     )
 

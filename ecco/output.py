@@ -17,6 +17,7 @@ from .attribution.faithfulness import FaithfulnessResult
 from .record import ModelLink, Record, SequenceMeta
 from .record_faithfulness import record_faithfulness
 from .render import View
+from .tokens import token_pieces
 from .views import attention as attention_views
 from .views import attribution as attribution_views
 from .views import lens as lens_views
@@ -48,6 +49,26 @@ class OutputSeq(Record):
     def save(self, path: str | Path) -> Path:
         """Save every array and the metadata to one safetensors file (see :mod:`ecco.io`)."""
         return io.save(self, path)
+
+    # ---------------------------------------------------------- interventions
+    def intervention_diff(self, sequence: int = 0, printJson: bool = False) -> View | dict:
+        """What the interventions of ``lm.generate(..., interventions=[...])`` changed in sequence
+        ``sequence``: the clean and the intervened continuation aligned, the changed tokens marked,
+        and each intervened token's probability change (intervened model − clean model after the
+        same prefix). ``printJson=True`` returns the view's data."""
+        from .views.interventions import intervention_diff_data, intervention_diff_view
+
+        if not self.intervention_diffs:
+            raise ValueError("This output has no interventions: make it with lm.generate(prompt, interventions=[...]).")
+        if self.link is None:
+            raise ValueError("The diff view reads token texts with the tokenizer: load the output with "
+                             "ecco.load(path, lm=lm).")
+        diff = self.intervention_diffs[self.sequence_index(sequence)]
+        tokenizer = self.link.tokenizer
+        prompt = token_pieces(tokenizer, diff.prompt_ids)
+        clean, intervened = (token_pieces(tokenizer, diff.prompt_ids + ids)[len(prompt) :]
+                             for ids in (diff.clean_ids, diff.intervened_ids))
+        return intervention_diff_view(intervention_diff_data(diff, prompt, clean, intervened, self.model_name), printJson)
 
     # ------------------------------------------------------------ attribution
     def primary_attributions(

@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 from .attribution import AttributionResult, Target, explain, generated_targets
 from .attribution.problem import Score
 from .attribution.registry import get_method
+from .causal.diff import InterventionDiff
 from .checks import as_int
 from .layout import Layout
 from .lens import LensHead
@@ -96,6 +97,11 @@ class Record:
 
     ``stack`` is 'decoder' for causal models, 'encoder' for encoders, both for
     encoder-decoder models, whose token lists hold the encoder tokens then the decoder's.
+
+    A generation with interventions (``lm.generate(..., interventions=[...])``) records the
+    intervened run; ``clean`` is the same generation without them (not saved by
+    :meth:`~ecco.output.OutputSeq.save`), ``intervention_diffs`` one
+    :class:`~ecco.causal.diff.InterventionDiff` per sequence (saved).
     """
 
     model_name: str
@@ -110,6 +116,8 @@ class Record:
     token_entropy: torch.Tensor | None = None
     attributions: dict[str, AttributionResult] = field(default_factory=dict)
     link: ModelLink | None = field(default=None, repr=False, compare=False)
+    clean: Record | None = field(default=None, repr=False, compare=False)
+    intervention_diffs: list[InterventionDiff] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.kind = as_kind(self.kind)

@@ -22,6 +22,8 @@ from ..stream import NotebookStreamer, in_notebook
 from . import core
 from .core import Core, Recorder
 from .inputs import Batch, attribution_options, new_tokens
+from .interventions import generate as generate_intervened
+from .interventions import prepare as prepare_interventions
 
 Feed = Callable[[torch.Tensor, bool], dict[str, object]]
 Steps = Callable[[str], list]
@@ -48,9 +50,9 @@ def generate(
     generate_kwargs: dict[str, object],
     interventions: Sequence[object] | None = None,
 ) -> OutputSeq:
-    """``lm.generate``: check the arguments, generate with capture, then attribute if asked."""
-    if interventions is not None:
-        raise NotImplementedError("interventions are being built")
+    """``lm.generate``: check the arguments, generate with capture, then attribute if asked.
+    With ``interventions`` (see :mod:`.interventions`), the prompts are generated clean, then again
+    with the interventions, from the same random state."""
     if not lm.kind.generates:
         raise ValueError(
             f"{lm.model_name} is an encoder ({type(lm.model).__name__}) and cannot generate text. "
@@ -75,7 +77,14 @@ def generate(
         **{k: v for k, v in sampling.items() if k != "do_sample" and v is not None},
         **generate_kwargs,
     )
-    output = _generate(lm, prompts, gen_options)
+    if interventions is None:
+        output = _generate(lm, prompts, gen_options)
+    else:
+        if methods:
+            raise ValueError("attribution= explains the model as it is, not with interventions: generate with "
+                             "interventions first, then explain the continuation with lm.attribute(prompt, target).")
+        prepared = prepare_interventions(lm, interventions, beam_size)
+        output = generate_intervened(lm, prepared, prompts, lambda: _generate(lm, prompts, gen_options))
     if methods:
         sequences = [
             (seq.token_ids, seq.n_input_tokens, generated_targets(lm.kind, seq.token_ids, seq.n_input_tokens))

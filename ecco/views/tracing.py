@@ -90,7 +90,7 @@ def trace_figure(data: dict[str, Any], value: str = "indirect"):
     if value not in VALUES:
         raise ValueError(f"value must be one of {sorted(VALUES)}, got {value!r}.")
     corrupted = set(data["corrupted"])
-    rows = [plots.short(token_label(t, p in corrupted)) for p, t in enumerate(data["tokens"])]
+    rows = [token_label(plots.short(str(t)), p in corrupted) for p, t in enumerate(data["tokens"])]
     panels = [(c["label"], np.array([[np.nan if v is None else v for v in row] for row in c[value]], dtype=float).T,
                CMAPS[c["name"]]) for c in data["components"]]
     return plots.trace_figure(panels, rows, str(data["title"]), VALUES[value])

@@ -60,7 +60,7 @@
 
     function token(side, t, i, changed) {
       return el("span", { class: "ecco-diff-token" + (changed ? (side === "clean" ? " ecco-diff-removed" : " ecco-diff-added") : ""),
-        "data-side": side, "data-index": i, tabindex: 0 }, util.tokenNodes(t.text));
+        "data-side": side, "data-index": i }, util.tokenNodes(t.text));
     }
     var rows = el("div", { class: "ecco-diff-rows" }, el("div", { class: "ecco-diff-seg ecco-diff-labels" }, [
       el("div", { class: "ecco-diff-line" }, "clean"), el("div", { class: "ecco-diff-line" }, "intervened")]));

@@ -229,6 +229,7 @@ def test_diff_figure_plots_the_changes():
     data = intervention_diff_data(make_diff(nan=True), PROMPT, texts(CLEAN), texts(INTERVENED), "tiny")
     figure = intervention_diff_figure(data)
     ax = figure.axes[0]
+    assert ax.get_title() == "2 of 7 tokens changed; first change at token 1"
     heights = [patch.get_height() for patch in ax.patches]
     np.testing.assert_allclose(heights, [np.nan if t["change"] is None else t["change"] for t in data["intervened"]])
     added = {j for tag, _, _, j1, j2 in _ops(INTERVENED) if tag != "equal" for j in range(j1, j2)}

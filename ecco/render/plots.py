@@ -207,6 +207,6 @@ def intervention_diff_figure(labels: Sequence[str], changes: Sequence[float | No
     for tick, c in zip(ax.get_xticklabels(), changed):
         tick.set_fontweight("bold" if c else "normal")
     ax.set_ylabel("p(intervened) \u2212 p(clean)", fontsize=8)
-    ax.set_title(short(title, 80), fontsize=9)
+    ax.set_title(short(title, 56), fontsize=9)
     fig.tight_layout()
     return fig

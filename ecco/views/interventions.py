@@ -21,7 +21,7 @@ import numpy as np
 from ..causal.diff import InterventionDiff
 from ..render import View, plots
 from ..render.static.html import display_text, finite
-from ..render.static.interventions import changed_positions
+from ..render.static.interventions import changed_positions, summary
 
 __all__ = ["intervention_diff_data", "intervention_diff_view", "intervention_diff_figure"]
 
@@ -68,8 +68,9 @@ def intervention_diff_view(data: dict[str, Any], printJson: bool = False) -> Vie
 
 def intervention_diff_figure(data: dict[str, Any]):
     """A matplotlib figure of each intervened token's probability change (intervened − clean after
-    the same prefix), the changed tokens' bars outlined and their labels bold."""
+    the same prefix), the changed tokens' bars outlined and their labels bold, the summary line
+    ('k of n tokens changed; ...') as its title."""
     changed = changed_positions(data["ops"])[1]
     tokens = data["intervened"]
     return plots.intervention_diff_figure([display_text(t["text"]) for t in tokens], [t["change"] for t in tokens],
-                                          [j in changed for j in range(len(tokens))], str(data["title"]))
+                                          [j in changed for j in range(len(tokens))], summary(data))

@@ -25,10 +25,12 @@ from ecco.views.faithfulness import comparison_view
 from tests.browser.test_attention_views import head_data, model_data, neuron_data, softmax
 from tests.browser.test_attribution_view import attribution_data
 from tests.browser.test_corpus_views import dashboard_sample
+from tests.browser.test_intervention_view import diff_sample
 from tests.browser.test_lens_views import lp_data, rankings_data, traj_data
 from tests.browser.test_logit_attribution_view import dla_data
 from tests.browser.test_neuron_views import NEURON_VALUES, nmf_data, sim_data, top_data
 from tests.browser.test_neuron_views import neuron_data as neuron_view_data
+from tests.browser.test_trace_view import trace_sample
 from tests.test_faithfulness_view import view_data
 from tests.test_render import DATA as TOKENS_DATA
 
@@ -39,6 +41,7 @@ SAMPLES = {
     "top_neurons": top_data(), "similarity": sim_data(), "attention_head": head_data(), "attention_model": model_data(),
     "attention_neuron": neuron_data(), "neuron_dashboard": dashboard_sample(),
     "faithfulness": comparison_view(view_data(), printJson=True), "logit_attribution": dla_data(),
+    "causal_trace": trace_sample(), "intervention_diff": diff_sample(),
 }
 
 

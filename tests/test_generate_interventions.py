@@ -216,6 +216,7 @@ def test_the_model_comes_back_unchanged_after_errors():
     assert hook_count(lm.model) == hooks and lm.model.training
     single = lm.generate(PROMPTS[0], generate=2, interventions=Ablate(0, neurons=[1]))
     assert len(single.intervention_diffs) == 1
+    assert hook_count(lm.model) == hooks and lm.model.training  # after a success too
 
 
 def test_save_keeps_the_diffs_and_says_the_clean_run_is_not_saved(tmp_path):

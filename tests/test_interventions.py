@@ -146,6 +146,10 @@ def test_mean_ablation_from_a_corpus_run_uses_its_stored_means(tmp_path):
     with _hand(lm.model, NEURONS["gpt2"].format(1), _set([3, 8], torch.as_tensor(stored))), torch.no_grad():
         expected = lm.model(**_inputs("gpt2", TEXT)).logits[0]
     assert (_logits(lm, "gpt2", interventions=[ablation]) - expected).abs().max() <= 1e-6
+    factors = run.fit_factors("nmf", n_components=2, layers=[1])
+    unit = factors.reconstruct(np.array([[0.0, 1.0]]))[0]  # the corpus factors' own reconstruction of one unit
+    steer = Steer.factor(factors, 1, 1, scale=2.0)
+    assert np.allclose(steer.vector, unit) and steer.site == "neurons" and steer.stack == "decoder"
     with pytest.raises(ValueError, match="no summary of ffn.decoder.0"):
         prepare(lm, [Ablate(0, neurons=[1], how="mean", reference=run)])
     with pytest.raises(ValueError, match=r"run.activations\(1\)"):

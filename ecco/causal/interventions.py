@@ -159,13 +159,20 @@ def replacement(how: str, reference: torch.Tensor | None, seed: int, positions: 
     None for ``'zero'``."""
     if how == "zero":
         return lambda x: None
+    cast: dict[tuple, torch.Tensor] = {}  # the reference where and as the model computes, made once
+
+    def like(x: torch.Tensor) -> torch.Tensor:
+        if (x.device, x.dtype) not in cast:
+            cast[x.device, x.dtype] = reference.to(device=x.device, dtype=x.dtype)
+        return cast[x.device, x.dtype]
+
     if how == "mean":
-        return lambda x: reference.to(device=x.device, dtype=x.dtype)
+        return like
     cache: dict[int, int] = {}
 
     def resample(x: torch.Tensor) -> torch.Tensor:
         rows = draws(seed, positions(x.shape[0], x.shape[1]), len(reference), cache)
-        return reference[rows].to(device=x.device, dtype=x.dtype)
+        return like(x)[rows.to(x.device)]
 
     return resample
 

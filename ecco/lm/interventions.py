@@ -58,11 +58,11 @@ def _reference(lm: Core, item: Intervention, site: Site) -> torch.Tensor | None:
     if how is None:
         return None
     reference = item.reference
-    if isinstance(reference, (np.ndarray, torch.Tensor)) and (reference.dtype.is_floating_point
-                                                            if isinstance(reference, torch.Tensor)
-                                                            else np.issubdtype(reference.dtype, np.floating)):
-        return torch.as_tensor(np.asarray(reference.detach().cpu() if isinstance(reference, torch.Tensor) else reference,
-                                          dtype=np.float64))
+    if isinstance(reference, torch.Tensor):
+        reference = reference.detach().cpu()
+        reference = (reference.double() if reference.is_floating_point() else reference).numpy()
+    if isinstance(reference, np.ndarray) and np.issubdtype(reference.dtype, np.floating):  # integer arrays are token ids
+        return torch.as_tensor(reference, dtype=torch.float64)
     if isinstance(reference, (list, tuple)) and reference and all(isinstance(v, float) for v in reference):
         raise ValueError("A precomputed reference is a NumPy array or a torch tensor; a list of numbers is read as "
                          "token ids. Pass np.array(values).")

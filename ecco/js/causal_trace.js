@@ -21,11 +21,7 @@
   var VALUES = [["indirect", "indirect effect"], ["normalised", "normalised effect"], ["prob", "probability"]];
   var TOP = 0.85;  // the opacity of a heatmap's max
 
-  function fmt(v) {
-    v = num(v);
-    if (v === null) return "\u2013";
-    return v === 0 ? "0" : String(Number(v.toPrecision(4))).replace(/-/g, "\u2212");
-  }
+  var fmt = util.fmt;
   function at(grid, layer, position) {
     var row = list(grid)[layer];
     return Array.isArray(row) ? num(row[position]) : null;

@@ -121,6 +121,14 @@
 
   /* A finite number, else null. */
   define("num", function (x) { return typeof x === "number" && isFinite(x) ? x : null; });
+
+  /* A number for reading: "\u2013" for a non-number, else `digits` significant digits (4) with a
+   * true minus sign. */
+  define("fmt", function (v, digits) {
+    v = util.num(v);
+    if (v === null) return "\u2013";
+    return v === 0 ? "0" : String(Number(v.toPrecision(digits || 4))).replace(/-/g, "\u2212");
+  });
   define("list", function (x) { return Array.isArray(x) ? x : []; });
   define("obj", function (x) { return x && typeof x === "object" && !Array.isArray(x) ? x : {}; });
 

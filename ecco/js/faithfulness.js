@@ -30,11 +30,7 @@
   var VERDICTS = { better: "better than random", same: "not distinguishable from random", worse: "worse than random" };
 
   var list = util.list, obj = util.obj, node = util.svg;
-  function fmt(v) {
-    v = num(v);
-    if (v === null) return "\u2013";
-    return v === 0 ? "0" : String(Number(v.toPrecision(3))).replace(/-/g, "\u2212");
-  }
+  function fmt(v) { return util.fmt(v, 3); }
   function range(s) { s = obj(s); return "[" + fmt(s.low) + ", " + fmt(s.high) + "]"; }
   function interval(s) { return fmt(obj(s).mean) + " " + range(s); }
   function arrow(metric) { return metric.better === "lower" ? "\u2193" : "\u2191"; }

@@ -18,11 +18,7 @@
   var ecco = window.ecco, util = ecco.util, el = util.el, num = util.num, list = util.list, obj = util.obj;
   var HALF = 10;  // px of the largest change's bar
 
-  function fmt(v) {
-    v = num(v);
-    if (v === null) return "\u2013";
-    return v === 0 ? "0" : String(Number(v.toPrecision(4))).replace(/-/g, "\u2212");
-  }
+  var fmt = util.fmt;
   function signed(v) { return (num(v) > 0 ? "+" : "") + fmt(v); }
 
   /* The well-formed opcodes, every "equal" op split into one segment per token. */

@@ -18,11 +18,7 @@
   var ROW = 18, LABEL = 92, WIDTH = 420, VALUE = 70;
 
   var list = util.list, obj = util.obj, node = util.svg;
-  function fmt(v) {
-    v = num(v);
-    if (v === null) return "\u2013";
-    return v === 0 ? "0" : String(Number(v.toPrecision(4))).replace(/-/g, "\u2212");
-  }
+  var fmt = util.fmt;
 
   /* The bars in the view's order: {label, value, layer (null for the embeddings), part}. */
   function rows(data) {

@@ -8,7 +8,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from .html import BLUE, MUTED, ORANGE, bar, collapsed, css, el, finite, fmt, legend, rgb, table
+from .html import BLUE, MUTED, ORANGE, collapsed, css, el, finite, fmt, legend, rgb, signed_bar, table
 
 
 def _dicts(value: Any) -> list[dict]:
@@ -36,13 +36,6 @@ def _value(v: float | None) -> tuple[str, str, None]:
     return fmt(v), css(color=rgb(BLUE if (v or 0) >= 0 else ORANGE), font_family="monospace"), None
 
 
-def _signed_bar(v: float | None, extent: float) -> Markup:
-    half = bar(abs(v or 0) / extent, rgb(BLUE if (v or 0) >= 0 else ORANGE), "90px")
-    blank = el("span", {"style": css(display="inline-block", width="90px")})
-    return el("span", {"style": css(white_space="nowrap")}, [half if (v or 0) < 0 else blank,
-                                                              half if (v or 0) >= 0 else blank])
-
-
 def _layer(layer: dict) -> Markup:
     heads = [(f"head {h}", _value(v)) for h, v in enumerate(_numbers(layer.get("heads")))]
     parts = [table(["attention head", "share"], heads, "ecco-s-la-heads"),
@@ -66,7 +59,7 @@ def render_logit_attribution(data: dict) -> Markup:
     what = f"logit({str(target.get('text'))!r})" + (f" \u2212 logit({str(foil.get('text'))!r})" if foil else "")
     rows = logit_bars(data)
     extent = max([abs(v) for _, v, _ in rows if v is not None] + [1e-12])
-    body = [(label, _signed_bar(v, extent), _value(v)) for label, v, _ in rows]
+    body = [(label, signed_bar(v, extent), _value(v)) for label, v, _ in rows]
     prompt = data.get("prompt") if isinstance(data.get("prompt"), list) else []
     return el("div", {"class": "ecco-s-la"}, [
         el("div", {"style": css(color=MUTED, font_size="12px")}, "prompt: " + "".join(str(t) for t in prompt)),

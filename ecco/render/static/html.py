@@ -195,12 +195,21 @@ def swatch(colour: str) -> Markup:
                                     border=f"1px solid {BORDER}", margin="0 0.3em 0 0", vertical_align="middle")})
 
 
-def bar(fraction: float, colour: str, width: str = "120px") -> Markup:
-    """A horizontal bar of ``fraction`` (0..1) of ``width``."""
+def bar(fraction: float, colour: str, width: str = "120px", align: str = "left") -> Markup:
+    """A horizontal bar of ``fraction`` (0..1) of ``width``, filled from the ``align`` side."""
     fill = el("span", {"style": css(display="inline-block", height="9px", width=f"{100 * _clamp(fraction):.2f}%",
                                     background_color=colour, vertical_align="middle")})
-    return el("span", {"style": css(display="inline-block", width=width, height="9px", vertical_align="middle", text_align="left",
+    return el("span", {"style": css(display="inline-block", width=width, height="9px", vertical_align="middle", text_align=align,
                                     background_color="rgba(128,128,128,0.12)")}, fill)
+
+
+def signed_bar(v: float | None, extent: float, half_width: str = "90px") -> Markup:
+    """Two halves around a zero line: a positive ``v`` fills the right half from the line in blue,
+    a negative one the left half towards the left in orange, ``|v| / extent`` of a half."""
+    negative = (v or 0) < 0
+    half = bar(abs(v or 0) / extent, rgb(ORANGE if negative else BLUE), half_width, "right" if negative else "left")
+    blank = el("span", {"style": css(display="inline-block", width=half_width)})
+    return el("span", {"style": css(white_space="nowrap")}, [half if negative else blank, blank if negative else half])
 
 
 def collapsed(summary: str, *body: Any) -> Markup:

@@ -10,8 +10,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from .causal import _signed_bar
-from .html import BLUE, MUTED, ORANGE, chip, collapsed, css, el, finite, fmt, legend, rgb, signed, table
+from .html import BLUE, MUTED, ORANGE, chip, collapsed, css, el, finite, fmt, legend, rgb, signed, signed_bar, table
 
 ADDED = "rgba(45,112,230,0.22)"
 REMOVED = "rgba(240,120,20,0.22)"
@@ -74,7 +73,7 @@ def _segments(data: dict) -> Markup:
 def _change(v: float | None, extent: float) -> Markup:
     colour = rgb(BLUE if (v or 0) >= 0 else ORANGE)
     return el("span", {"style": css(white_space="nowrap")}, [
-        _signed_bar(v, extent),
+        signed_bar(v, extent),
         el("span", {"class": "ecco-s-diff-change", "style": css(color=colour, margin_left="4px")}, signed(v))])
 
 

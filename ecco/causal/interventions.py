@@ -352,8 +352,4 @@ def applied(prepared: Sequence[Prepared], pads: Sequence[int]) -> Iterator[None]
             edit = item.intervention.edit(item.site, item.reference, Positions(pads))
             handle = sites.edit_site(item.site.module, item.site.component, edit, batch=max(len(pads), 1))
             hooks.add(handle)
-            if not sites.reads_input(item.site.component):
-                # Edit an output before other forward hooks read it: transformers 5 keeps output-capturing
-                # hooks on the blocks (hidden_states), which must see the edited residual.
-                item.site.module._forward_hooks.move_to_end(handle.id, last=False)
         yield

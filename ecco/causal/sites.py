@@ -93,14 +93,16 @@ def _apply(edit: Edit, x: torch.Tensor, batch: int | None) -> torch.Tensor:
 
 def edit_output(module: nn.Module, edit: Edit, batch: int | None = None) -> Handle:
     """Hook ``module`` so that its (first) output is replaced by ``edit(output)``; ``batch``
-    restores a flattened (batch * positions) output."""
+    restores a flattened (batch * positions) output. The hook runs before the module's other
+    forward hooks (transformers 5 keeps output-capturing hooks on the blocks, for
+    ``hidden_states``: they must see the edited value)."""
 
     def hook(mod: nn.Module, args: tuple, out: object) -> object:
         if isinstance(out, tuple):
             return (_apply(edit, out[0], batch), *out[1:])
         return _apply(edit, out, batch)
 
-    return module.register_forward_hook(hook)
+    return module.register_forward_hook(hook, prepend=True)
 
 
 def edit_input(module: nn.Module, edit: Edit, batch: int | None = None) -> Handle:

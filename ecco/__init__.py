@@ -24,6 +24,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from .causal.interventions import Ablate
+from .causal.steering import Steer
 from .lm import LM, CaptureFlags
 from .models.bundled import ALIASES, load_bundled, resolve_alias
 from .models.registry import ArchitectureError
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
 
 __version__ = "0.2.0.dev0"
 __all__ = [
-    "LM", "CaptureFlags", "OutputSeq", "ArchitectureError", "Corpus", "corpus", "from_pretrained", "from_model", "load",
+    "LM", "CaptureFlags", "OutputSeq", "ArchitectureError", "Ablate", "Steer", "Corpus", "corpus",
+    "from_pretrained", "from_model", "load",
     "load_corpus", "load_experiment", "__version__",
 ]
 

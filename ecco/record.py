@@ -222,6 +222,7 @@ class Record:
                 f"to compute them: read it with ecco.load(path, lm=lm), or compute them with "
                 f"lm.generate(..., attribution=[{method!r}]) or lm.attribute(prompt, target, attribution=[{method!r}])."
             )
+        self._refuse_rerun_if_intervened(f"{method!r} attribution")
         sequences, score = self._attribution_plan()
         result = explain(self.link.runner, sequences, [method], score=score, progress=self.link.progress)[method]
         if result.foil_ids:
@@ -275,7 +276,18 @@ class Record:
         """The live model's runner, for analyses that rerun the model (``what`` names them)."""
         if self.link is None or self.link.runner is None:
             raise ValueError(f"{what} reruns the model: use an output of this session's LM or ecco.load(path, lm=lm).")
+        self._refuse_rerun_if_intervened(what)
         return self.link.runner
+
+    def _refuse_rerun_if_intervened(self, what: str) -> None:
+        """A ValueError when this output was generated with interventions: a rerun would use the
+        model without them and describe another computation than the one recorded."""
+        if self.intervention_diffs:
+            raise ValueError(
+                f"{what} reruns the model, but this output was generated with interventions, which exist only during "
+                "lm.generate: a rerun would explain the model without them. Use output.clean for the clean run, or "
+                "capture what you need in the same lm.generate(..., interventions=...) call (e.g. attention=True)."
+            )
 
     def token_text(self, token_id: int) -> str:
         """The text of one token id (the id itself when the tokenizer is not at hand)."""

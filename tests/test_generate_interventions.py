@@ -250,3 +250,30 @@ def test_the_diff_view_shows_the_changed_tokens():
         out.intervention_diff(sequence=2)
     with pytest.raises(ValueError, match="no interventions"):
         lm.generate(PROMPTS, generate=2).intervention_diff()
+
+
+def test_reruns_of_an_intervened_output_are_refused():
+    """A lazy attribution (or any rerun) would use the model without the interventions: refused,
+    while the clean run can still be attributed."""
+    lm = _lm("gpt2")
+    hooks = hook_count(lm.model)
+    out = lm.generate(PROMPTS[0], generate=2, interventions=[Ablate(1, neurons=[0, 3])])
+    with pytest.raises(ValueError, match="generated with interventions"):
+        out.primary_attributions(attr_method="grad_x_input", printJson=True)
+    with pytest.raises(ValueError, match="generated with interventions"):
+        out.runner("The neuron view")
+    assert len(out.clean.primary_attributions(attr_method="grad_x_input", printJson=True)["attributions"]) == 2
+    assert hook_count(lm.model) == hooks
+
+
+def test_lm_steering_vector_is_the_contrast_of_the_residuals():
+    lm = _lm("llama")
+    ids = [tiny.tokenizer()(text)["input_ids"] for text in ("the city of london", "the lazy dog")]
+    with torch.no_grad():
+        states = [lm.model(input_ids=torch.tensor([i]), output_hidden_states=True).hidden_states[2][0].double() for i in ids]
+    vector = lm.steering_vector("the city of london", "the lazy dog", layer=1)
+    assert np.abs(vector - (states[0].mean(0) - states[1].mean(0)).numpy()).max() < 1e-5
+    last = lm.steering_vector("the city of london", "the lazy dog", layer=1, reduce="last")
+    assert np.abs(last - (states[0][-1] - states[1][-1]).numpy()).max() < 1e-5
+    with pytest.raises(ValueError, match="layer"):
+        lm.steering_vector("a", "b", layer=7)

@@ -1,4 +1,9 @@
-"""What the model uses: direct logit attribution (and, later, interventions) on plain arrays."""
+"""What the model uses, on plain arrays: direct logit attribution, causal tracing / activation
+patching, and interventions (ablation, steering) during a call."""
+from .diff import InterventionDiff
 from .dla import LogitAttribution, logit_attribution
+from .interventions import Ablate
+from .steering import Steer
+from .trace import Trace
 
-__all__ = ["LogitAttribution", "logit_attribution"]
+__all__ = ["Ablate", "InterventionDiff", "LogitAttribution", "Steer", "Trace", "logit_attribution"]

@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..output import OutputSeq
 from ..render import View
-from . import causal, forced, forward, generation, tracing
+from . import causal, forced, forward, generation, interventions, tracing
 from .core import Core
 from .flags import CaptureFlags
 from .inputs import Prompts
@@ -113,8 +114,11 @@ class LM(Core):
         :class:`~ecco.attribution.Options` (``n_steps``, ``internal_batch_size``, ...).
 
         ``interventions`` (:class:`ecco.Ablate`, :class:`ecco.Steer`) are applied while the model
-        generates; the same prompt is also generated without them, and the output carries both
-        (``output.clean``; ``output.intervention_diff()`` shows what changed, see docs/causal.md).
+        generates; the same prompt is also generated without them (from the same random state), and
+        the output is the intervened run with the clean one as ``output.clean``;
+        ``output.intervention_diff()`` shows what changed (see docs/causal.md). With interventions,
+        ``attribution`` is refused (it would explain the model without them), and so is beam search
+        with resample ablation.
         """
         sampling = dict(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p)
         return generation.generate(
@@ -184,6 +188,15 @@ class LM(Core):
         """
         return tracing.trace(self, prompt, target, corrupt, counterfactual, tuple(components), window, seeds, noise,
                              stack, batch_size, printJson)
+
+    def steering_vector(self, positive: Prompts, negative: Prompts, layer: int, reduce: str = "mean",
+                        stack: str | None = None) -> np.ndarray:
+        """A steering vector for :class:`ecco.Steer` from a contrast of prompts (Turner et al. 2023):
+        the residual stream after block ``layer`` over ``positive`` minus over ``negative`` (each a
+        prompt or a list of prompts, averaged), each prompt reduced by its mean over tokens
+        (``reduce='mean'``) or its last token (``'last'``). ``stack``: the encoder or decoder of an
+        encoder-decoder model (default: decoder). Returns a float64 vector of the hidden size."""
+        return interventions.steering_vector(self, positive, negative, layer, reduce, stack)
 
     def run_corpus(self, source: object, out_dir: str | os.PathLike, layers: Sequence[int] | None = None,
                    **options) -> ecco.corpus_run.CorpusRun:

@@ -30,6 +30,7 @@ INTERACTIVE = {
     "neuron": ".ecco-neuron-token", "top_neurons": ".ecco-top-neuron", "similarity": ".ecco-sim-cell",
     "attention_head": "svg.ecco-att-svg", "attention_model": "canvas.ecco-thumb", "attention_neuron": ".ecco-nv-key",
     "neuron_dashboard": ".ecco-nd-context", "faithfulness": ".ecco-fa-row", "logit_attribution": ".ecco-la-row",
+    "causal_trace": ".ecco-ct-cell", "intervention_diff": ".ecco-diff-token",
 }
 SCRIPTS_AND_STYLES = re.compile(r"<(script|style)\b.*?</\1>", re.S)
 
@@ -57,6 +58,7 @@ def experiment(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def views(output, run, experiment) -> dict[str, View]:
+    lm = ecco.from_model(tiny.model("gpt2"), tiny.tokenizer(), verbose=False)
     built = {
         "tokens": output.tokens_view(), "attribution": output.primary_attributions(attr_method="grad_x_input"),
         "layer_predictions": output.layer_predictions(position=6, topk=5), "rankings": output.rankings(),
@@ -65,8 +67,10 @@ def views(output, run, experiment) -> dict[str, View]:
         "similarity": output.layer_similarity(), "attention_head": output.attention_head_view(),
         "attention_model": output.attention_model_view(), "attention_neuron": output.attention_neuron_view(layer=1, head=2),
         "neuron_dashboard": run.neuron(1, 5), "faithfulness": experiment.compare(),
-        "logit_attribution": ecco.from_model(tiny.model("gpt2"), tiny.tokenizer(), verbose=False).logit_attribution(
-            "the quick brown fox", target=" jumps"),
+        "logit_attribution": lm.logit_attribution("the quick brown fox", target=" jumps"),
+        "causal_trace": lm.trace("the quick <b>brown</b> fox", target=" jumps", corrupt="brown", seeds=2),
+        "intervention_diff": lm.generate("the quick brown fox", generate=4, min_new_tokens=4,
+                                         interventions=[ecco.Ablate(1, neurons=list(range(40)))]).intervention_diff(),
     }
     assert set(built) == set(ecco.render.view_names())
     return built

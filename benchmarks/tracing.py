@@ -1,0 +1,159 @@
+"""Causal tracing on the bundled SmolLM2 (30 layers): ecco's batched restorations against a naive
+loop of one hooked forward pass per (component, layer, position, seed). Target (issue 15): >= 5x.
+
+The trace: a 10-token prompt, the subject's tokens corrupted with noise (3 embedding standard
+deviations), 5 seeds, every (layer, position) restored for the residual stream, the MLP and the
+attention: 5 x (1 + 3 x 30 x 10) = 4505 corrupted runs. The batched trace runs whole at each
+``--batch-sizes``; the naive loop runs on ``--naive-layers`` only (every component, position and
+seed there), timed per forward pass and extrapolated to the 4505 runs; both are checked to give the
+same probabilities on that subset. While each batched trace runs, the process's resident memory
+is sampled every 10 ms: its peak above the memory before the trace is printed.
+
+Run: ``.venv/bin/python benchmarks/tracing.py [--batch-sizes 16,32,64,128] [--naive-layers 0,15,29]``
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ecco
+from ecco.causal import sites
+from ecco.lm.tracing import trace_result
+
+PROMPT = "The Eiffel Tower is located in the city of"
+SUBJECT = "The Eiffel Tower"
+TARGET = " Paris"
+COMPONENTS = ("residual", "mlp", "attention")
+NOISE, SEEDS = 3.0, 5
+
+
+def rss_mib() -> float:
+    """The process's resident memory now, MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class PeakRSS:
+    """The peak resident memory above the memory at entry, sampled every 10 ms in a thread."""
+
+    def __enter__(self) -> PeakRSS:
+        self.base = self.peak = rss_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, rss_mib())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mib())
+
+    @property
+    def growth(self) -> float:
+        return self.peak - self.base
+
+
+def naive(lm, ids: list[int], target: int, positions: list[int], layers: list[int]) -> tuple[dict, float, int]:
+    """One forward pass per (component, layer, position, seed) on ``layers``, a hook replacing the
+    site's value at the position by the clean one: the mean probability per site, seconds, passes."""
+    runner, stack = lm.runner, lm.spec.main_stack
+    table = lm.model.get_input_embeddings().weight
+    std = NOISE * float(table.detach().float().std())
+    column = torch.tensor([len(ids) - 1])
+    modules = {(c, layer): sites.modules(stack, c, lm.spec.family.name)[layer] for c in COMPONENTS for layer in layers}
+    found: dict[tuple[str, int, int], float] = {}
+    passes, started = 0, time.perf_counter()
+    with runner.session():
+        clean_embeds = runner.embed(ids)
+        clean = {}
+        for key, module in modules.items():  # the clean value of each site, one pass each
+            kept: list[torch.Tensor] = []
+            with sites.Hooks() as hooks:
+                hooks.add(sites.keep_site(module, key[0], kept))
+                runner.logits_at((clean_embeds,), column)
+            clean[key] = kept[0]
+        noisy = []
+        for seed in range(SEEDS):
+            z = torch.randn((len(positions), clean_embeds.shape[-1]), generator=torch.Generator().manual_seed(seed))
+            embeds = clean_embeds.clone()
+            embeds[0, positions] += z * std
+            noisy.append(embeds)
+        for (c, layer), module in modules.items():
+            for p in range(len(ids)):
+                probs = []
+                for embeds in noisy:
+                    def restore(x: torch.Tensor, key=(c, layer), p=p) -> torch.Tensor:
+                        x = x.clone()
+                        x[:, p] = clean[key][:, p]
+                        return x
+
+                    with sites.Hooks() as hooks:
+                        hooks.add(sites.edit_site(module, c, restore))
+                        logits = runner.logits_at((embeds,), column)
+                    probs.append(float(torch.softmax(logits[0, 0].float(), -1)[target]))
+                    passes += 1
+                found[(c, layer, p)] = float(np.mean(probs))
+    return found, time.perf_counter() - started, passes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", default="16,32,64,128")
+    parser.add_argument("--naive-layers", default="0,15,29")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    lm = ecco.from_pretrained("smollm2-135m", verbose=False)
+    ids = lm.tokenizer(PROMPT)["input_ids"]
+    target = lm.tokenizer(TARGET, add_special_tokens=False)["input_ids"][0]
+    n_layers = lm.spec.main_stack.n_layers
+    runs = SEEDS * (1 + len(COMPONENTS) * n_layers * len(ids))
+    print(f"SmolLM2-135M, {torch.get_num_threads()} threads; prompt {len(ids)} tokens, target {TARGET!r}, "
+          f"{n_layers} layers x {len(COMPONENTS)} components x {len(ids)} positions x {SEEDS} seeds + {SEEDS} corrupted "
+          f"runs = {runs} runs")
+
+    def full(batch_size: int):
+        return trace_result(lm, PROMPT, TARGET, SUBJECT, None, COMPONENTS, 1, SEEDS, NOISE, None, batch_size)
+
+    full(64)  # warm-up: the first pass allocates
+    timings, traces = {}, {}
+    for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
+        with PeakRSS() as memory:
+            started = time.perf_counter()
+            traces[batch_size] = full(batch_size)
+            timings[batch_size] = time.perf_counter() - started
+        print(f"batched, batch_size {batch_size:4d}: {timings[batch_size]:7.1f} s, "
+              f"{1000 * timings[batch_size] / runs:6.1f} ms per run; peak RSS +{memory.growth:.0f} MiB "
+              f"(RSS before {memory.base:.0f} MiB)", flush=True)
+
+    trace = next(iter(traces.values()))
+    layers = [int(x) for x in args.naive_layers.split(",")]
+    found, seconds, passes = naive(lm, ids, target, trace.corrupted, layers)
+    per_pass = seconds / passes
+    print(f"naive loop on layers {layers}: {passes} hooked passes in {seconds:.1f} s, {1000 * per_pass:.1f} ms per pass; "
+          f"extrapolated to the {runs} runs of the full trace: {per_pass * runs:.0f} s")
+    for batch_size, t in timings.items():
+        print(f"speed-up at batch_size {batch_size:4d}: {per_pass * runs / t:5.1f}x")
+    diff = max(abs(found[(c, layer, p)] - trace.probs[c][layer, p]) for c, layer, p in found)
+    spread = max(abs(traces[b].probs[c] - trace.probs[c]).max() for b in traces for c in COMPONENTS)
+    print(f"naive vs batched on the subset: max |difference| {diff:.2e} (probabilities up to "
+          f"{max(found.values()):.3f}); between batch sizes: {spread:.2e}")
+    print(f"clean p({TARGET!r}) {trace.clean_prob:.4f}, corrupted {trace.corrupt_prob:.4f}; strongest restorations: "
+          + ", ".join(f"{c} layer {np.unravel_index(trace.probs[c].argmax(), trace.probs[c].shape)[0]} position "
+                      f"{np.unravel_index(trace.probs[c].argmax(), trace.probs[c].shape)[1]} ({trace.probs[c].max():.3f})"
+                      for c in COMPONENTS))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -100,16 +100,28 @@ def _counterfactual() -> list[int]:
     return other[:3] + _ids()[3:]
 
 
-def _subject_positions() -> list[int]:
-    """Tokens overlapping the subject's characters, from the decoded prefixes of the prompt."""
+def _positions(piece: str) -> list[int]:
+    """Tokens overlapping ``piece``'s characters in the prompt, from the decoded prefixes of the prompt."""
     ids, tok = _ids(), tiny.tokenizer()
     starts = [len(tok.decode(ids[:i])) for i in range(len(ids) + 1)]
-    return [i for i in range(len(ids)) if starts[i] < len(SUBJECT) and starts[i + 1] > starts[i]]
+    begin = PROMPT.index(piece)
+    return [i for i in range(len(ids)) if starts[i] < begin + len(piece) and starts[i + 1] > max(starts[i], begin)]
 
 
-CASES = [("gpt2", "noise", 1), ("gpt2", "counterfactual", 1), ("gpt2", "noise", 3), ("llama", "noise", 1),
-         ("llama", "counterfactual", 2), ("llama", "noise", 3), ("t5", "noise", 1), ("t5", "counterfactual", 2),
-         ("t5-decoder", "noise", 2)]
+def _subject_positions() -> list[int]:
+    return _positions(SUBJECT)
+
+
+def _late_positions() -> list[int]:
+    found = _positions(LATE)
+    assert found[0] > 8  # well after the start
+    return found
+
+
+CASES = [("gpt2", "noise", 1), ("gpt2", "counterfactual", 1), ("gpt2", "noise", 3), ("gpt2", "late", 1),
+         ("llama", "noise", 1), ("llama", "counterfactual", 2), ("llama", "noise", 3), ("llama", "late", 2),
+         ("t5", "noise", 1), ("t5", "counterfactual", 2), ("t5", "late", 1), ("t5-decoder", "noise", 2)]
+LATE = "the city"  # tokens near the end: in a causal model the positions before them are clean
 
 
 @pytest.mark.parametrize("arch,mode,window", CASES)
@@ -119,10 +131,11 @@ def test_every_restoration_equals_a_hand_placed_hook(arch, mode, window):
     n_layers = 2 if arch.startswith("t5") else 3
     noise, seeds, target = 3.0, 2, _target(arch)
     stack = "decoder" if arch == "t5-decoder" else None
-    if mode == "noise":
-        trace = trace_result(lm, PROMPT, [target], SUBJECT, None, COMPONENTS, window, seeds, noise, stack, 16)
-        runs = [_noisy(model, _subject_positions(), noise, seed) for seed in range(seeds)]
-        assert trace.corrupted == _subject_positions() and trace.seeds == seeds
+    if mode in ("noise", "late"):
+        piece, positions = (SUBJECT, _subject_positions()) if mode == "noise" else (LATE, _late_positions())
+        trace = trace_result(lm, PROMPT, [target], piece, None, COMPONENTS, window, seeds, noise, stack, 16)
+        runs = [_noisy(model, positions, noise, seed) for seed in range(seeds)]
+        assert trace.corrupted == positions and trace.seeds == seeds
     else:
         trace = trace_result(lm, PROMPT, [target], None, _counterfactual(), COMPONENTS, window, seeds, noise, stack, 16)
         runs = [model.get_input_embeddings()(torch.tensor([_counterfactual()])).detach()]

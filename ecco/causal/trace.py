@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..checks import as_int
+from ..models.kinds import Kind
 from ..runner import Runner
 from . import sites
 from .patching import TRACED, Corruption, Row, patched_probs
@@ -67,7 +68,8 @@ def trace(runner: Runner, inputs: Sequence[Sequence[int]], corruption: Corruptio
     (layer, position) of ``stack`` (default: the prompt's stack, i.e. the encoder of an
     encoder-decoder model) restored for each of ``components``, in the corrupted run of each
     noise seed ``0 .. seeds - 1`` (one run for a counterfactual). ``inputs`` as in
-    :func:`~.patching.patched_probs`."""
+    :func:`~.patching.patched_probs`. In a causal model, restorations only before the first
+    corrupted position are not run: their states are the clean ones, the corrupted run is read."""
     kind = runner.spec.kind
     if not kind.generates:
         raise ValueError(f"A {kind} model has no next-token prediction to trace: causal tracing needs a causal or "
@@ -85,12 +87,17 @@ def trace(runner: Runner, inputs: Sequence[Sequence[int]], corruption: Corruptio
     column = as_int(column, "column", 0, len(inputs[-1]) - 1)
     n_layers = runner.spec.stacks[stack].n_layers
     token_ids = list(inputs[kind.stacks.index(stack)])
-    restores = [()] + [tuple((c, k, p) for k in layers_restored(c, layer, n_layers, window))
-                       for c in components for layer in range(n_layers) for p in range(len(token_ids))]
+    wanted = [tuple((c, k, p) for k in layers_restored(c, layer, n_layers, window))
+              for c in components for layer in range(n_layers) for p in range(len(token_ids))]
+    # In a causal model the states before the first corrupted position are the clean ones: restoring
+    # them changes nothing, so those restorations read the corrupted run (row 0) instead of running.
+    first = min(corruption.positions) if kind is Kind.CAUSAL else 0
+    restores = [()] + [r for r in wanted if any(p >= first for _, _, p in r)]
+    row_of = {restore: i for i, restore in enumerate(restores)}
     rows = [Row(restore, seed) for seed in range(seeds) for restore in restores]
     clean, probs = patched_probs(runner, inputs, corruption, target, column, rows, stack, batch_size)
     mean = probs.reshape(seeds, len(restores)).mean(0)
-    grid = mean[1:].reshape(len(components), n_layers, len(token_ids))
+    grid = mean[[row_of.get(r, 0) for r in wanted]].reshape(len(components), n_layers, len(token_ids))
     return Trace(
         token_ids=token_ids, counterfactual=None if corruption.counterfactual is None else list(corruption.counterfactual),
         corrupted=list(corruption.positions), target=target, stack=stack, column=column, clean_prob=clean,

@@ -6,8 +6,10 @@ deviations), 5 seeds, every (layer, position) restored for the residual stream, 
 attention: 5 x (1 + 3 x 30 x 10) = 4505 corrupted runs. The batched trace runs whole at each
 ``--batch-sizes``; the naive loop runs on ``--naive-layers`` only (every component, position and
 seed there), timed per forward pass and extrapolated to the 4505 runs; both are checked to give the
-same probabilities on that subset. While each batched trace runs, the process's resident memory
-is sampled every 10 ms: its peak above the memory before the trace is printed.
+same probabilities on that subset. Times are wall-clock and the process's CPU time (both threads):
+on a shared machine the CPU time is the steadier measure. While each batched trace runs, the
+process's resident memory is sampled every 10 ms: its peak above the memory before it is printed.
+(The subject starts the prompt, so no restoration is skipped as being before the corruption.)
 
 Run: ``.venv/bin/python benchmarks/tracing.py [--batch-sizes 16,32,64,128] [--naive-layers 0,15,29]``
 """
@@ -65,16 +67,17 @@ class PeakRSS:
         return self.peak - self.base
 
 
-def naive(lm, ids: list[int], target: int, positions: list[int], layers: list[int]) -> tuple[dict, float, int]:
+def naive(lm, ids: list[int], target: int, positions: list[int], layers: list[int]) -> tuple[dict, tuple, int]:
     """One forward pass per (component, layer, position, seed) on ``layers``, a hook replacing the
-    site's value at the position by the clean one: the mean probability per site, seconds, passes."""
+    site's value at the position by the clean one: the mean probability per site, (wall, CPU)
+    seconds, passes."""
     runner, stack = lm.runner, lm.spec.main_stack
     table = lm.model.get_input_embeddings().weight
     std = NOISE * float(table.detach().float().std())
     column = torch.tensor([len(ids) - 1])
     modules = {(c, layer): sites.modules(stack, c, lm.spec.family.name)[layer] for c in COMPONENTS for layer in layers}
     found: dict[tuple[str, int, int], float] = {}
-    passes, started = 0, time.perf_counter()
+    passes, started, cpu = 0, time.perf_counter(), time.process_time()
     with runner.session():
         clean_embeds = runner.embed(ids)
         clean = {}
@@ -105,7 +108,7 @@ def naive(lm, ids: list[int], target: int, positions: list[int], layers: list[in
                     probs.append(float(torch.softmax(logits[0, 0].float(), -1)[target]))
                     passes += 1
                 found[(c, layer, p)] = float(np.mean(probs))
-    return found, time.perf_counter() - started, passes
+    return found, (time.perf_counter() - started, time.process_time() - cpu), passes
 
 
 def main() -> None:
@@ -126,25 +129,28 @@ def main() -> None:
     def full(batch_size: int):
         return trace_result(lm, PROMPT, TARGET, SUBJECT, None, COMPONENTS, 1, SEEDS, NOISE, None, batch_size)
 
-    full(64)  # warm-up: the first pass allocates
+    trace_result(lm, PROMPT, TARGET, SUBJECT, None, ("residual",), 1, 1, NOISE, None, 64)  # warm-up
     timings, traces = {}, {}
     for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
         with PeakRSS() as memory:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             traces[batch_size] = full(batch_size)
-            timings[batch_size] = time.perf_counter() - started
-        print(f"batched, batch_size {batch_size:4d}: {timings[batch_size]:7.1f} s, "
-              f"{1000 * timings[batch_size] / runs:6.1f} ms per run; peak RSS +{memory.growth:.0f} MiB "
-              f"(RSS before {memory.base:.0f} MiB)", flush=True)
+            timings[batch_size] = (time.perf_counter() - started, time.process_time() - cpu)
+        wall, cpu = timings[batch_size]
+        print(f"batched, batch_size {batch_size:4d}: {wall:6.1f} s wall, {cpu:6.1f} s CPU; {1000 * wall / runs:5.1f} / "
+              f"{1000 * cpu / runs:5.1f} ms per run; peak RSS +{memory.growth:.0f} MiB (before: {memory.base:.0f} MiB)",
+              flush=True)
 
     trace = next(iter(traces.values()))
     layers = [int(x) for x in args.naive_layers.split(",")]
-    found, seconds, passes = naive(lm, ids, target, trace.corrupted, layers)
-    per_pass = seconds / passes
-    print(f"naive loop on layers {layers}: {passes} hooked passes in {seconds:.1f} s, {1000 * per_pass:.1f} ms per pass; "
-          f"extrapolated to the {runs} runs of the full trace: {per_pass * runs:.0f} s")
-    for batch_size, t in timings.items():
-        print(f"speed-up at batch_size {batch_size:4d}: {per_pass * runs / t:5.1f}x")
+    found, (wall, cpu), passes = naive(lm, ids, target, trace.corrupted, layers)
+    per_pass = (wall / passes, cpu / passes)
+    print(f"naive loop on layers {layers}: {passes} hooked passes in {wall:.1f} s wall, {cpu:.1f} s CPU; "
+          f"{1000 * per_pass[0]:.1f} / {1000 * per_pass[1]:.1f} ms per pass; extrapolated to the {runs} runs of the "
+          f"full trace: {per_pass[0] * runs:.0f} s wall, {per_pass[1] * runs:.0f} s CPU")
+    for batch_size, (wall, cpu) in timings.items():
+        print(f"speed-up at batch_size {batch_size:4d}: {per_pass[0] * runs / wall:5.1f}x wall, "
+              f"{per_pass[1] * runs / cpu:5.1f}x CPU")
     diff = max(abs(found[(c, layer, p)] - trace.probs[c][layer, p]) for c, layer, p in found)
     spread = max(abs(traces[b].probs[c] - trace.probs[c]).max() for b in traces for c in COMPONENTS)
     print(f"naive vs batched on the subset: max |difference| {diff:.2e} (probabilities up to "

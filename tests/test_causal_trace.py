@@ -13,6 +13,7 @@ import torch
 import ecco
 from ecco.causal.patching import Corruption, Row, patched_probs
 from ecco.causal.trace import Trace
+from ecco.causal.trace import trace as trace_core
 from ecco.lm.tracing import trace_result
 from tests import tiny
 from tests.conftest import hook_count
@@ -279,3 +280,23 @@ def test_a_decoder_traced_behind_a_corrupted_encoder_is_shown_by_its_own_tokens(
                         printJson=True)
         assert data["corrupted"] == [] and len(data["components"][0]["prob"]) == 2
         assert np.allclose(data["components"][0]["prob"], trace.probs["residual"], atol=1e-9)
+
+
+def test_the_core_refuses_what_does_not_fit_the_model():
+    lm = _lm("gpt2")
+    runner, ids, hooks = lm.runner, _ids(), hook_count(lm.model)
+    good = Corruption((0, 1), std=1.0)
+    cases = [
+        (lambda: trace_core(runner, (ids,), Corruption((), std=1.0), 5, len(ids) - 1), "noise corruption needs"),
+        (lambda: trace_core(runner, (ids,), Corruption((0,), std=None), 5, len(ids) - 1), "noise corruption needs"),
+        (lambda: trace_core(runner, (ids,), good, 10**6, len(ids) - 1), "outside the vocabulary"),
+        (lambda: trace_core(runner, (ids,), good, 5, len(ids)), "column=17 is out of range"),
+        (lambda: patched_probs(runner, (ids,), good, 5, 0, [Row((("mlp", 3, 0),))], "decoder", 8), "layers 0..2"),
+        (lambda: patched_probs(runner, (ids,), good, 5, 0, [Row((("mlp", 0, 17),))], "decoder", 8), "positions 0..16"),
+        (lambda: patched_probs(runner, (ids,), good, 5, 0, [Row((("neurons", 0, 1),))], "decoder", 8), "'neurons'"),
+        (lambda: patched_probs(runner, (ids, ids), good, 5, 0, [], "decoder", 8), "each input stack"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
+        assert hook_count(lm.model) == hooks

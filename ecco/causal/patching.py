@@ -85,6 +85,15 @@ def counterfactual_corruption(prompt: Sequence[int], counterfactual: Sequence[in
     return Corruption(differ, counterfactual=tuple(counterfactual))
 
 
+def check_corruption(corruption: Corruption, prompt: Sequence[int]) -> None:
+    """A ValueError unless ``corruption`` fits the prompt (as the two functions above build it)."""
+    if corruption.counterfactual is not None:
+        counterfactual_corruption(prompt, corruption.counterfactual)
+    elif corruption.std is None or not corruption.positions or not all(0 <= p < len(prompt) for p in corruption.positions):
+        raise ValueError(f"A noise corruption needs its std and positions in the prompt's {len(prompt)} tokens, got "
+                         f"{corruption}: build it with noise_corruption().")
+
+
 def draw(seed: int, n_positions: int, hidden: int) -> torch.Tensor:
     """The standard-normal noise of ``seed``, (n_positions, hidden), float32 on the CPU."""
     return torch.randn((n_positions, hidden), generator=torch.Generator().manual_seed(seed))
@@ -148,11 +157,7 @@ def patched_probs(runner: Runner, inputs: Sequence[Sequence[int]], corruption: C
     stacks = runner.spec.kind.stacks
     if len(inputs) != len(stacks):
         raise ValueError(f"Give the token ids of each input stack ({', '.join(stacks)}), got {len(inputs)} lists.")
-    if corruption.counterfactual is not None:
-        counterfactual_corruption(inputs[0], corruption.counterfactual)
-    elif corruption.std is None or not corruption.positions or not all(0 <= p < len(inputs[0]) for p in corruption.positions):
-        raise ValueError(f"A noise corruption needs its std and positions in the prompt's {len(inputs[0])} tokens, got "
-                         f"{corruption}: build it with noise_corruption().")
+    check_corruption(corruption, inputs[0])
     _check_rows(runner, stack, len(inputs[stacks.index(stack)]) if stack in stacks else 0, rows)
     keys = {(c, layer) for row in rows for c, layer, _ in row.restore}
     modules = _modules(runner, stack, keys)

@@ -16,7 +16,7 @@ from ..checks import as_int
 from ..models.kinds import Kind
 from ..runner import Runner
 from . import sites
-from .patching import TRACED, Corruption, Row, patched_probs
+from .patching import TRACED, Corruption, Row, check_corruption, patched_probs
 
 
 @dataclass
@@ -77,11 +77,13 @@ def trace(runner: Runner, inputs: Sequence[Sequence[int]], corruption: Corruptio
     stack = kind.stacks[0] if stack is None else stack
     if stack not in kind.stacks:
         raise ValueError(f"Unknown stack {stack!r}: a {kind} model's stacks are {', '.join(map(repr, kind.stacks))}.")
+    check_corruption(corruption, inputs[0])
+    components = [components] if isinstance(components, str) else components
     components = list(dict.fromkeys(sites.check_component(c, TRACED) for c in components))
     if not components:
         raise ValueError(f"No component to trace: give some of {', '.join(TRACED)}.")
     window = as_int(window, "window", 1, None, f"window must be a number of layers >= 1, got {window!r}.")
-    seeds = 1 if corruption.counterfactual is not None else as_int(seeds, "seeds", 1)
+    seeds = as_int(seeds, "seeds", 1) if corruption.counterfactual is None else 1  # a counterfactual is one run
     vocab = runner.model.get_input_embeddings().weight.shape[0]
     target = as_int(target, "target", 0, vocab - 1, f"The target token id {target!r} is outside the vocabulary 0..{vocab - 1}.")
     column = as_int(column, "column", 0, len(inputs[-1]) - 1)

@@ -8,14 +8,16 @@ attention: 5 x (1 + 3 x 30 x 10) = 4505 corrupted runs. The batched trace runs w
 seed there), timed per forward pass and extrapolated to the 4505 runs; both are checked to give the
 same probabilities on that subset. Times are wall-clock and the process's CPU time (both threads):
 on a shared machine the CPU time is the steadier measure. While each batched trace runs, the
-process's resident memory is sampled every 10 ms: its peak above the memory before it is printed.
-(The subject starts the prompt, so no restoration is skipped as being before the corruption.)
+process's resident memory is sampled every 10 ms: its peak above the memory before it is printed
+(the first trace, a warm-up, also pays one-time allocations). The subject starts the prompt, so no
+restoration is skipped as lying before the corruption.
 
 Run: ``.venv/bin/python benchmarks/tracing.py [--batch-sizes 16,32,64,128] [--naive-layers 0,15,29]``
 """
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import threading
 import time
@@ -129,7 +131,11 @@ def main() -> None:
     def full(batch_size: int):
         return trace_result(lm, PROMPT, TARGET, SUBJECT, None, COMPONENTS, 1, SEEDS, NOISE, None, batch_size)
 
-    trace_result(lm, PROMPT, TARGET, SUBJECT, None, ("residual",), 1, 1, NOISE, None, 64)  # warm-up
+    loaded = rss_mib()
+    with PeakRSS() as memory:  # also the warm-up
+        full(64)
+    print(f"first full trace (batch_size 64, one-time allocations included): peak RSS +{memory.growth:.0f} MiB "
+          f"over the {loaded:.0f} MiB after loading the model", flush=True)
     timings, traces = {}, {}
     for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
         with PeakRSS() as memory:
@@ -155,6 +161,8 @@ def main() -> None:
     spread = max(abs(traces[b].probs[c] - trace.probs[c]).max() for b in traces for c in COMPONENTS)
     print(f"naive vs batched on the subset: max |difference| {diff:.2e} (probabilities up to "
           f"{max(found.values()):.3f}); between batch sizes: {spread:.2e}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"process peak RSS (ru_maxrss, model and naive loop included): {peak:.0f} MiB")
     print(f"clean p({TARGET!r}) {trace.clean_prob:.4f}, corrupted {trace.corrupt_prob:.4f}; strongest restorations: "
           + ", ".join(f"{c} layer {np.unravel_index(trace.probs[c].argmax(), trace.probs[c].shape)[0]} position "
                       f"{np.unravel_index(trace.probs[c].argmax(), trace.probs[c].shape)[1]} ({trace.probs[c].max():.3f})"

@@ -54,11 +54,18 @@ class Row:
 
 
 def noise_std(runner: Runner, noise: float) -> float:
-    """``noise`` times the standard deviation (``torch.std``) of all entries of the model's input
-    embedding matrix; a ValueError unless ``noise`` is a positive finite number."""
+    """``noise`` times the standard deviation (unbiased, as ``torch.std``) of all entries of the
+    model's input embedding matrix; a ValueError unless ``noise`` is a positive finite number."""
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not math.isfinite(noise) or noise <= 0:
         raise ValueError(f"noise must be a positive number (a multiple of the embeddings' standard deviation), got {noise!r}.")
-    return float(noise) * float(runner.model.get_input_embeddings().weight.detach().float().std())
+    return float(noise) * _std(runner.model.get_input_embeddings().weight.detach().reshape(-1))
+
+
+def _std(values: torch.Tensor, chunk: int = 1 << 22) -> float:
+    """The (unbiased) standard deviation of a large 1-d tensor, in float64, a chunk at a time."""
+    parts = values.split(chunk)
+    mean = sum(float(part.double().sum()) for part in parts) / values.numel()
+    return math.sqrt(sum(float((part.double() - mean).square().sum()) for part in parts) / (values.numel() - 1))
 
 
 def noise_corruption(runner: Runner, positions: Sequence[int], n_tokens: int, noise: float) -> Corruption:

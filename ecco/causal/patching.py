@@ -182,9 +182,11 @@ def patched_probs(runner: Runner, inputs: Sequence[Sequence[int]], corruption: C
                                  "ecco cannot tell which call to restore.")
         values = {key: found[0][0] for key, found in kept.items()}  # (positions, features)
         corrupted = {s: corrupted_embeds(runner, clean_embeds[0], corruption, s) for s in {row.seed for row in rows}}
-        out = [_batch(runner, rows[i : i + batch_size], corrupted, clean_embeds[1:], modules, values, column_index, target)
-               for i in range(0, len(rows), batch_size)]
-    return clean, np.concatenate(out) if out else np.zeros(0)
+        out = np.zeros(len(rows))  # filled in place: nothing is kept per pass
+        for i in range(0, len(rows), batch_size):
+            out[i : i + batch_size] = _batch(runner, rows[i : i + batch_size], corrupted, clean_embeds[1:], modules, values,
+                                             column_index, target)
+    return clean, out
 
 
 def _batch(runner: Runner, rows: Sequence[Row], corrupted: dict[int, torch.Tensor], others: tuple[torch.Tensor, ...],

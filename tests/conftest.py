@@ -1,6 +1,7 @@
 """Shared fixtures: offline mode, tiny random models, and helpers for reference computations."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -77,3 +78,19 @@ def softmax_from_neuron_data(data: dict) -> np.ndarray:
     scores = q @ k.T * data["scale"] + bias
     w = np.exp(scores - scores.max(-1, keepdims=True))
     return w / w.sum(-1, keepdims=True)
+
+
+@contextlib.contextmanager
+def hand_hook(model: torch.nn.Module, path: str, edit, pre: bool = True):
+    """A hook placed by module path in a test: ``edit`` of the module's first input (``pre``), or
+    of its (first) output; removed on exit."""
+    module = dict(model.named_modules())[path]
+    if pre:
+        handle = module.register_forward_pre_hook(lambda m, args: (edit(args[0]), *args[1:]))
+    else:
+        handle = module.register_forward_hook(
+            lambda m, a, out: (edit(out[0]), *out[1:]) if isinstance(out, tuple) else edit(out))
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -4,7 +4,6 @@ probabilities are the model's own teacher-forced ones, resampling is consistent 
 steps and batches, sampling runs share their random state, and the model comes back unchanged."""
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import numpy as np
@@ -16,7 +15,7 @@ from ecco.causal.interventions import Ablate, applied
 from ecco.causal.steering import Steer
 from ecco.lm.interventions import prepare
 from tests import tiny
-from tests.conftest import hook_count
+from tests.conftest import hand_hook, hook_count
 
 PROMPTS = ["the quick brown fox", "hello"]
 NEURONS = {"gpt2": "transformer.h.{}.mlp.c_proj", "llama": "model.layers.{}.mlp.down_proj",
@@ -31,21 +30,6 @@ def _lm(arch: str, **flags):
     lm = ecco.from_model(tiny.model(arch), tiny.tokenizer(), verbose=False, **flags)
     lm.generate(PROMPTS[0], generate=1)
     return lm
-
-
-@contextlib.contextmanager
-def _hand(model, path: str, edit, pre: bool = True):
-    """A hook written here: ``edit`` of the module's first input, or of its output."""
-    module = dict(model.named_modules())[path]
-    if pre:
-        handle = module.register_forward_pre_hook(lambda m, args: (edit(args[0]), *args[1:]))
-    else:
-        handle = module.register_forward_hook(lambda m, a, out: (edit(out[0]), *out[1:]) if isinstance(out, tuple)
-                                              else edit(out))
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 def _zero(columns):
@@ -98,13 +82,13 @@ def test_the_intervened_generation_equals_a_hook_by_module_path(arch, interventi
     lm = _lm(arch)
     hooks = hook_count(lm.model)
     out = lm.generate(PROMPTS, generate=N_NEW, interventions=[intervention])
-    with _hand(lm.model, path, _zero(columns)):
+    with hand_hook(lm.model, path, _zero(columns)):
         expected = lm.generate(PROMPTS, generate=N_NEW)
     assert [s.token_ids for s in out.sequences] == [s.token_ids for s in expected.sequences]
     assert _same(out.token_probs, expected.token_probs)
     assert hook_count(lm.model) == hooks and not lm.model.training
     beams = lm.generate(PROMPTS, generate=N_NEW, beam_size=2, interventions=[intervention])
-    with _hand(lm.model, path, _zero(columns)):
+    with hand_hook(lm.model, path, _zero(columns)):
         expected = lm.generate(PROMPTS, generate=N_NEW, beam_size=2)
     assert [s.token_ids for s in beams.sequences] == [s.token_ids for s in expected.sequences]
 
@@ -129,7 +113,7 @@ def test_the_diffs_hold_the_models_own_probabilities(arch):
         assert np.allclose(diff.clean_probs, _forced(lm.model, arch, diff.prompt_ids, diff.clean_ids), rtol=1e-5, atol=0)
         assert np.allclose(diff.intervened_clean_probs, _forced(lm.model, arch, diff.prompt_ids, diff.intervened_ids),
                            rtol=1e-5, atol=0)  # batched and padded there, one sequence here
-        with _hand(lm.model, BLOCKS[arch].format(1), steer, pre=False):
+        with hand_hook(lm.model, BLOCKS[arch].format(1), steer, pre=False):
             steered = _forced(lm.model, arch, diff.prompt_ids, diff.intervened_ids)
         assert np.allclose(diff.intervened_probs, steered, rtol=1e-5, atol=0)
         assert np.array_equal(diff.changes, diff.intervened_probs - diff.intervened_clean_probs)
@@ -153,7 +137,7 @@ def _edited(lm, arch, ids, intervention, columns):
         rows.append(x[0, :, columns].detach().clone())
         return x
 
-    with applied(prepare(lm, [intervention]), [0]), _hand(lm.model, NEURONS[arch].format(1), keep), torch.no_grad():
+    with applied(prepare(lm, [intervention]), [0]), hand_hook(lm.model, NEURONS[arch].format(1), keep), torch.no_grad():
         lm.model(input_ids=torch.tensor([ids]))
     return rows[0]
 
@@ -185,7 +169,7 @@ def test_sampling_runs_start_from_the_same_random_state():
     torch.manual_seed(3)
     clean = lm.generate(PROMPTS, generate=N_NEW, do_sample=True, top_k=50)
     torch.manual_seed(3)
-    with _hand(lm.model, NEURONS["gpt2"].format(1), _zero(list(range(0, 128, 2)))):
+    with hand_hook(lm.model, NEURONS["gpt2"].format(1), _zero(list(range(0, 128, 2)))):
         hooked = lm.generate(PROMPTS, generate=N_NEW, do_sample=True, top_k=50)
     assert [s.token_ids for s in out.clean.sequences] == [s.token_ids for s in clean.sequences]
     assert [s.token_ids for s in out.sequences] == [s.token_ids for s in hooked.sequences]

@@ -3,8 +3,6 @@
 helpers read the factors' loadings, and bad input is refused with the model left as it was."""
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 import torch
@@ -14,7 +12,7 @@ from ecco.causal.interventions import Ablate, applied
 from ecco.causal.steering import Steer
 from ecco.lm.interventions import prepare, steering_vector
 from tests import tiny
-from tests.conftest import hook_count
+from tests.conftest import hand_hook, hook_count
 
 TEXT = "heathrow airport is located in the city of"
 REFERENCE = ["the quick brown fox jumps over the lazy dog.", "hello world, this is a test"]
@@ -42,21 +40,6 @@ def _inputs(arch: str, text: str) -> dict:
     return dict(input_ids=ids)
 
 
-@contextlib.contextmanager
-def _hand(model, path: str, edit, pre: bool = True):
-    """A hook written here: ``edit`` of the module's (first) input, or of its output."""
-    module = dict(model.named_modules())[path]
-    if pre:
-        handle = module.register_forward_pre_hook(lambda m, args: (edit(args[0]), *args[1:]))
-    else:
-        handle = module.register_forward_hook(
-            lambda m, a, out: (edit(out[0]), *out[1:]) if isinstance(out, tuple) else edit(out))
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
 def _logits(lm, arch: str, text: str = TEXT, interventions=()) -> torch.Tensor:
     with applied(prepare(lm, list(interventions)), [0]), torch.no_grad():
         return lm.model(**_inputs(arch, text)).logits[0]
@@ -70,7 +53,7 @@ def _seen(model, path: str, arch: str, texts, pre: bool = True) -> torch.Tensor:
         rows.append(x[0].detach().clone())
         return x
 
-    with _hand(model, path, keep, pre), torch.no_grad():
+    with hand_hook(model, path, keep, pre), torch.no_grad():
         for text in texts:
             model(**_inputs(arch, text))
     return torch.cat(rows).double()
@@ -88,13 +71,13 @@ def test_zero_ablation_of_neurons_and_heads_equals_hooks_by_module_path(arch_lm)
     arch, lm = arch_lm
     clean = _logits(lm, arch)
     path = NEURONS[arch].format(1)
-    with _hand(lm.model, path, _set([0, 5, 7])), torch.no_grad():
+    with hand_hook(lm.model, path, _set([0, 5, 7])), torch.no_grad():
         expected = lm.model(**_inputs(arch, TEXT)).logits[0]
     found = _logits(lm, arch, interventions=[Ablate(1, neurons=[5, 7, 0])])
     assert (found - expected).abs().max() <= 1e-6 and (found - clean).abs().max() > 1e-4
     path, size = HEADS[arch]
     columns = [h * size + j for h in (1, 3) for j in range(size)]
-    with _hand(lm.model, path.format(0), _set(columns)), torch.no_grad():
+    with hand_hook(lm.model, path.format(0), _set(columns)), torch.no_grad():
         expected = lm.model(**_inputs(arch, TEXT)).logits[0]
     found = _logits(lm, arch, interventions=[Ablate(0, heads=[3, 1])])
     assert (found - expected).abs().max() <= 1e-6 and (found - clean).abs().max() > 1e-4
@@ -102,7 +85,7 @@ def test_zero_ablation_of_neurons_and_heads_equals_hooks_by_module_path(arch_lm)
 
 def test_encoder_ablation_of_an_encoder_decoder():
     lm = ecco.from_model(tiny.model("t5"), tiny.tokenizer(), verbose=False)
-    with _hand(lm.model, NEURONS["t5-encoder"].format(0), _set([2, 9])), torch.no_grad():
+    with hand_hook(lm.model, NEURONS["t5-encoder"].format(0), _set([2, 9])), torch.no_grad():
         expected = lm.model(**_inputs("t5", TEXT)).logits[0]
     found = _logits(lm, "t5", interventions=[Ablate(0, neurons=[2, 9], stack="encoder")])
     assert (found - expected).abs().max() <= 1e-6 and (found - _logits(lm, "t5")).abs().max() > 1e-4
@@ -112,7 +95,7 @@ def test_mean_ablation_uses_the_reference_texts_mean(arch_lm):
     arch, lm = arch_lm
     path = NEURONS[arch].format(2 if arch != "t5" else 1)
     mean = _seen(lm.model, path, arch, REFERENCE).mean(0)
-    with _hand(lm.model, path, _set([1, 4], mean)), torch.no_grad():
+    with hand_hook(lm.model, path, _set([1, 4], mean)), torch.no_grad():
         expected = lm.model(**_inputs(arch, TEXT)).logits[0]
     found = _logits(lm, arch, interventions=[Ablate(2 if arch != "t5" else 1, neurons=[1, 4], how="mean",
                                                     reference=REFERENCE)])
@@ -130,7 +113,7 @@ def test_mean_ablation_of_heads_from_texts():
     path, size = HEADS["llama"]
     mean = _seen(lm.model, path.format(1), "llama", REFERENCE).mean(0)
     columns = list(range(2 * size, 3 * size))
-    with _hand(lm.model, path.format(1), _set(columns, mean)), torch.no_grad():
+    with hand_hook(lm.model, path.format(1), _set(columns, mean)), torch.no_grad():
         expected = lm.model(**_inputs("llama", TEXT)).logits[0]
     found = _logits(lm, "llama", interventions=[Ablate(1, heads=[2], how="mean", reference=REFERENCE)])
     assert (found - expected).abs().max() <= 1e-6
@@ -143,7 +126,7 @@ def test_mean_ablation_from_a_corpus_run_uses_its_stored_means(tmp_path):
     ablation = Ablate(1, neurons=[3, 8], how="mean", reference=run)
     (prepared,) = prepare(lm, [ablation])
     assert np.allclose(prepared.reference.numpy(), stored, rtol=1e-6, atol=1e-7)
-    with _hand(lm.model, NEURONS["gpt2"].format(1), _set([3, 8], torch.as_tensor(stored))), torch.no_grad():
+    with hand_hook(lm.model, NEURONS["gpt2"].format(1), _set([3, 8], torch.as_tensor(stored))), torch.no_grad():
         expected = lm.model(**_inputs("gpt2", TEXT)).logits[0]
     assert (_logits(lm, "gpt2", interventions=[ablation]) - expected).abs().max() <= 1e-6
     factors = run.fit_factors("nmf", n_components=2, layers=[1])
@@ -213,13 +196,13 @@ def test_steering_adds_the_vector_to_the_residual_after_the_block(arch_lm):
     with applied(prepare(lm, [Steer(1, vector, scale=2.5)]), [0]):
         steered = _seen(lm.model, block, arch, [TEXT], pre=False)
     assert (steered - clean - 2.5 * torch.as_tensor(vector)).abs().max() < 1e-5
-    with _hand(lm.model, block, lambda x: x + 2.5 * torch.as_tensor(vector, dtype=x.dtype), pre=False), torch.no_grad():
+    with hand_hook(lm.model, block, lambda x: x + 2.5 * torch.as_tensor(vector, dtype=x.dtype), pre=False), torch.no_grad():
         expected = lm.model(**_inputs(arch, TEXT)).logits[0]
     assert (_logits(lm, arch, interventions=[Steer(1, vector, scale=2.5)]) - expected).abs().max() <= 1e-6
     width = NEURONS[arch].format(0)
     neurons = _seen(lm.model, width, arch, [TEXT]).shape[1]
     add = np.arange(neurons, dtype=float)
-    with _hand(lm.model, width, lambda x: x + torch.as_tensor(add, dtype=x.dtype)), torch.no_grad():
+    with hand_hook(lm.model, width, lambda x: x + torch.as_tensor(add, dtype=x.dtype)), torch.no_grad():
         expected = lm.model(**_inputs(arch, TEXT)).logits[0]
     assert (_logits(lm, arch, interventions=[Steer(0, add, site="neurons")]) - expected).abs().max() <= 1e-6
 

@@ -23,6 +23,7 @@ EXPECTED_VIEWS = {
     "10_bring_your_own_model.ipynb": ["rankings"],
     "11_karpathy_neurons.ipynb": ["neuron_dashboard", "nmf"],
     "12_faithful_attribution.ipynb": ["faithfulness", "attribution"],
+    "13_causal_heathrow.ipynb": ["causal_trace", "logit_attribution", "intervention_diff"],
 }
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 

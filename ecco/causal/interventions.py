@@ -116,8 +116,8 @@ def check_width(vector: np.ndarray, site: Site, name: str) -> None:
     """``vector`` must have one value per feature of the site."""
     if len(vector) != site.width:
         where = {"neurons": "neuron activations", "heads": "heads (side by side)"}.get(site.component, site.component)
-        raise ValueError(f"{name} has {len(vector)} values; the {where} of {site.stack} layer {site.layer} have "
-                         f"{site.width}: give a vector of length {site.width}.")
+        raise ValueError(f"{name} has {len(vector)} values, but {site.stack} layer {site.layer}'s {where} has "
+                         f"{site.width} features: give a vector of length {site.width}.")
 
 
 def listed(indices: Sequence[int]) -> str:

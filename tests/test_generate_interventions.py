@@ -261,3 +261,33 @@ def test_lm_steering_vector_is_the_contrast_of_the_residuals():
     assert np.abs(last - (states[0][-1] - states[1][-1]).numpy()).max() < 1e-5
     with pytest.raises(ValueError, match="layer"):
         lm.steering_vector("a", "b", layer=7)
+
+
+def test_positions_limit_an_intervention_to_those_tokens():
+    """Ablation at prompt positions 1 and 2 equals a hand hook that zeroes only there (the prompt
+    runs in the first, uncached pass); steering at position 0 moves only that token's residual."""
+    lm = _lm("gpt2")
+    prompt = PROMPTS[0]
+    columns = list(range(0, 128, 3))
+    out = lm.generate(prompt, generate=N_NEW, interventions=[Ablate(1, neurons=columns, positions=[2, 1])])
+
+    def zero_there(x):
+        if x.shape[1] == 1:  # a cached step: a generated token, not position 1 or 2
+            return x
+        x = x.clone()
+        x[:, 1:3, columns] = 0.0
+        return x
+
+    with hand_hook(lm.model, NEURONS["gpt2"].format(1), zero_there):
+        expected = lm.generate(prompt, generate=N_NEW)
+    assert out.sequences[0].token_ids == expected.sequences[0].token_ids
+    assert _same(out.token_probs, expected.token_probs)
+    whole = lm.generate(prompt, generate=N_NEW, interventions=[Ablate(1, neurons=columns)])
+    assert not _same(whole.token_probs, out.token_probs)  # the limit matters
+    vector = np.random.default_rng(5).normal(size=32)
+    steered = lm.generate(prompt, generate=2, interventions=[Steer(0, vector, scale=2.0, positions=[0])])
+    after, clean = steered.hidden_states["decoder"][0, 1].double(), steered.clean.hidden_states["decoder"][0, 1].double()
+    assert (after[0] - clean[0] - 2.0 * torch.as_tensor(vector)).abs().max() < 1e-5
+    assert (Ablate(1, neurons=[0], positions=[3, 4]).describe().endswith("at positions 3, 4"))
+    with pytest.raises(ValueError, match="positions"):
+        Ablate(1, neurons=[0], positions=[-1])

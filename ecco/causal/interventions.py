@@ -137,13 +137,40 @@ class Positions:
     def __init__(self, pads: Sequence[int]) -> None:
         self.pads = torch.tensor(list(pads) or [0])
         self.offset = 0
+        self.current = torch.zeros((0, 0), dtype=torch.long)
 
-    def __call__(self, rows: int, width: int) -> torch.Tensor:
-        """(rows, width) positions of the next pass's columns."""
+    def advance(self, rows: int, width: int) -> torch.Tensor:
+        """(rows, width) positions of the next pass's columns, kept as ``current`` (call once per pass)."""
         columns = torch.arange(self.offset, self.offset + width)
         self.offset += width
         pads = self.pads[torch.arange(rows) * len(self.pads) // rows]
-        return (columns[None, :] - pads[:, None]).clamp(min=0)
+        self.current = (columns[None, :] - pads[:, None]).clamp(min=0)
+        return self.current
+
+
+def only_at(edit: sites.Edit, positions: Positions, keep: tuple[int, ...] | None) -> sites.Edit:
+    """``edit`` with the pass's positions tracked; with ``keep``, its result is used only at those
+    positions of each sequence (the others keep ``x``)."""
+    wanted = None if keep is None else torch.tensor(keep, dtype=torch.long)
+
+    def tracked(x: torch.Tensor) -> torch.Tensor:
+        at = positions.advance(x.shape[0], x.shape[1])
+        y = edit(x)
+        if wanted is None:
+            return y
+        return torch.where(torch.isin(at, wanted).to(x.device).unsqueeze(-1), y, x)
+
+    return tracked
+
+
+def as_positions(value: object) -> tuple[int, ...] | None:
+    """Sequence positions an intervention is limited to (None: every position)."""
+    return None if value is None else tuple(sorted(set(as_ints(value, "positions", 0))))
+
+
+def at_positions(positions: tuple[int, ...] | None) -> str:
+    """`` at positions 3, 4`` for :meth:`describe`, or nothing."""
+    return "" if positions is None else f" at positions {listed(positions)}"
 
 
 def draws(seed: int, positions: torch.Tensor, n: int, cache: dict[int, int]) -> torch.Tensor:
@@ -171,7 +198,7 @@ def replacement(how: str, reference: torch.Tensor | None, seed: int, positions: 
     cache: dict[int, int] = {}
 
     def resample(x: torch.Tensor) -> torch.Tensor:
-        rows = draws(seed, positions(x.shape[0], x.shape[1]), len(reference), cache)
+        rows = draws(seed, positions.current, len(reference), cache)
         return like(x)[rows.to(x.device)]
 
     return resample
@@ -182,8 +209,10 @@ class Ablate:
     """Ablate neurons, heads or a direction of ``layer`` (see the module docstring): exactly one
     of ``neurons``, ``heads``, ``direction``; ``how`` one of :data:`HOWS`; ``reference`` for
     ``'mean'`` / ``'resample'``; ``stack`` default: the decoder (the main stack); ``seed`` for
-    ``'resample'``; ``label`` names the direction in :meth:`describe`. An empty index list
-    ablates nothing: the run equals the clean one bit for bit."""
+    ``'resample'``; ``label`` names the direction in :meth:`describe`; ``positions`` limits the
+    ablation to those positions of each sequence (counted from its first token, prompt and
+    generated alike; default: every position). An empty index list ablates nothing: the run
+    equals the clean one bit for bit."""
 
     layer: int
     neurons: Sequence[int] | None = None
@@ -194,10 +223,12 @@ class Ablate:
     stack: str | None = None
     seed: int = 0
     label: str | None = None
+    positions: Sequence[int] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "layer", as_int(self.layer, "layer", 0))
+        set_(self, "positions", as_positions(self.positions))
         given = [name for name in ("neurons", "heads", "direction") if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(f"Ablate takes exactly one of neurons=, heads= or direction=; got {given or 'none'}.")
@@ -220,12 +251,12 @@ class Ablate:
 
     @classmethod
     def factor(cls, factors: object, k: int, layer: int, how: str = "zero", reference: object = None,
-               seed: int = 0) -> Ablate:
+               seed: int = 0, positions: Sequence[int] | None = None) -> Ablate:
         """Ablate factor ``k``'s direction at ``layer``: its loadings on that layer's neurons
         (``factor_direction``), in the factors' stack."""
         stack, direction = factor_direction(factors, k, layer)
         return cls(layer, direction=direction, how=how, reference=reference, stack=stack, seed=seed,
-                   label=f"{getattr(factors, 'method', 'factor').upper()} factor {k}")
+                   label=f"{getattr(factors, 'method', 'factor').upper()} factor {k}", positions=positions)
 
     @property
     def needs_reference(self) -> str | None:
@@ -239,7 +270,7 @@ class Ablate:
             what = f"along {self.label or 'a direction'} (|d| = {np.linalg.norm(self.direction):.3g})"
         else:
             what = f"neurons {listed(self.neurons)}" if self.neurons is not None else f"heads {listed(self.heads)}"
-        return f"{self.how}-ablate {where} {what}"
+        return f"{self.how}-ablate {where} {what}{at_positions(self.positions)}"
 
     def resolve(self, spec: ModelSpec) -> Site:
         """The site, with the indices / direction checked against the model."""
@@ -349,7 +380,9 @@ def applied(prepared: Sequence[Prepared], pads: Sequence[int]) -> Iterator[None]
     after an error); ``pads``: the left padding of each item of the call's batch."""
     with sites.Hooks() as hooks:
         for item in prepared:
-            edit = item.intervention.edit(item.site, item.reference, Positions(pads))
+            positions = Positions(pads)
+            edit = only_at(item.intervention.edit(item.site, item.reference, positions), positions,
+                           item.intervention.positions)
             handle = sites.edit_site(item.site.module, item.site.component, edit, batch=max(len(pads), 1))
             hooks.add(handle)
         yield

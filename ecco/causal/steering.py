@@ -19,7 +19,16 @@ import torch
 from ..checks import as_int
 from ..models.spec import ModelSpec
 from . import sites
-from .interventions import Positions, Site, as_vector, check_width, factor_direction, resolve_site
+from .interventions import (
+    Positions,
+    Site,
+    as_positions,
+    as_vector,
+    at_positions,
+    check_width,
+    factor_direction,
+    resolve_site,
+)
 
 REDUCE = {"mean": "the mean over the prompt's tokens", "last": "the last token's"}
 _WHERE = {
@@ -34,7 +43,8 @@ _WHERE = {
 @dataclass(frozen=True, eq=False)
 class Steer:
     """Add ``scale * vector`` to ``site`` of ``layer`` (see the module docstring), in ``stack``
-    (default: the decoder); ``label`` names the vector in :meth:`describe`."""
+    (default: the decoder); ``label`` names the vector in :meth:`describe`; ``positions`` limits
+    the addition to those positions of each sequence (default: every position)."""
 
     layer: int
     vector: np.ndarray | Sequence[float]
@@ -42,10 +52,12 @@ class Steer:
     site: str = "residual"
     stack: str | None = None
     label: str | None = None
+    positions: Sequence[int] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "layer", as_int(self.layer, "layer", 0))
+        set_(self, "positions", as_positions(self.positions))
         set_(self, "vector", as_vector(self.vector, "vector"))
         try:
             scale = float(self.scale)
@@ -59,11 +71,13 @@ class Steer:
             raise ValueError(f"stack must be a stack's name ('encoder' or 'decoder'), got {self.stack!r}.")
 
     @classmethod
-    def factor(cls, factors: object, k: int, layer: int, scale: float = 1.0) -> Steer:
+    def factor(cls, factors: object, k: int, layer: int, scale: float = 1.0,
+               positions: Sequence[int] | None = None) -> Steer:
         """Add ``scale`` units of factor ``k`` to ``layer``'s neuron activations: its loadings on
         the layer (the change one unit of the factor reconstructs there), in the factors' stack."""
         stack, vector = factor_direction(factors, k, layer)
-        return cls(layer, vector, scale, "neurons", stack, label=f"{getattr(factors, 'method', 'factor').upper()} factor {k}")
+        return cls(layer, vector, scale, "neurons", stack, label=f"{getattr(factors, 'method', 'factor').upper()} factor {k}",
+                   positions=positions)
 
     @property
     def needs_reference(self) -> None:
@@ -74,7 +88,7 @@ class Steer:
         """One line, e.g. ``add 4 × steering vector (|v| = 1.2) to the residual after layer 6``."""
         where = f"{self.stack + ' ' if self.stack else ''}layer {self.layer}"
         return (f"add {self.scale:g} × {self.label or 'steering vector'} (|v| = {np.linalg.norm(self.vector):.3g}) "
-                f"to {_WHERE[self.site]} {where}")
+                f"to {_WHERE[self.site]} {where}{at_positions(self.positions)}")
 
     def resolve(self, spec: ModelSpec) -> Site:
         """The site, with the vector's length checked against it."""
@@ -83,7 +97,7 @@ class Steer:
         return site
 
     def edit(self, site: Site, reference: None, positions: Positions) -> sites.Edit:
-        """``x + scale * vector`` at every position."""
+        """``x + scale * vector`` (at every position; :func:`~.interventions.only_at` limits it)."""
         added = torch.as_tensor(self.scale * self.vector)
         return lambda x: x + added.to(device=x.device, dtype=x.dtype)
 

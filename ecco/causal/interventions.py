@@ -163,9 +163,16 @@ def only_at(edit: sites.Edit, positions: Positions, keep: tuple[int, ...] | None
     return tracked
 
 
-def as_positions(value: object) -> tuple[int, ...] | None:
-    """Sequence positions an intervention is limited to (None: every position)."""
-    return None if value is None else tuple(sorted(set(as_ints(value, "positions", 0))))
+def check_shared(intervention: object) -> None:
+    """Check and normalise the fields every intervention (:class:`Ablate`, ``Steer``) has: ``layer``
+    (an int >= 0), ``positions`` (sorted unique ints >= 0, or None: every position) and ``stack``
+    (a stack's name or None)."""
+    set_ = object.__setattr__
+    set_(intervention, "layer", as_int(intervention.layer, "layer", 0))
+    positions = intervention.positions
+    set_(intervention, "positions", None if positions is None else tuple(sorted(set(as_ints(positions, "positions", 0)))))
+    if intervention.stack is not None and not isinstance(intervention.stack, str):
+        raise ValueError(f"stack must be a stack's name ('encoder' or 'decoder'), got {intervention.stack!r}.")
 
 
 def at_positions(positions: tuple[int, ...] | None) -> str:
@@ -227,8 +234,7 @@ class Ablate:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "layer", as_int(self.layer, "layer", 0))
-        set_(self, "positions", as_positions(self.positions))
+        check_shared(self)
         given = [name for name in ("neurons", "heads", "direction") if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(f"Ablate takes exactly one of neurons=, heads= or direction=; got {given or 'none'}.")
@@ -245,8 +251,6 @@ class Ablate:
             raise ValueError(f"how={self.how!r} needs reference=: texts or token ids run through the model"
                              + (", a corpus run, or a mean array" if self.how == "mean" else ", or a (rows, features) array")
                              + ".")
-        if self.stack is not None and not isinstance(self.stack, str):
-            raise ValueError(f"stack must be a stack's name ('encoder' or 'decoder'), got {self.stack!r}.")
         set_(self, "seed", as_int(self.seed, "seed"))
 
     @classmethod

@@ -16,15 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..checks import as_int
 from ..models.spec import ModelSpec
 from . import sites
 from .interventions import (
     Positions,
     Site,
-    as_positions,
     as_vector,
     at_positions,
+    check_shared,
     check_width,
     factor_direction,
     resolve_site,
@@ -56,8 +55,7 @@ class Steer:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "layer", as_int(self.layer, "layer", 0))
-        set_(self, "positions", as_positions(self.positions))
+        check_shared(self)
         set_(self, "vector", as_vector(self.vector, "vector"))
         try:
             scale = float(self.scale)
@@ -67,8 +65,6 @@ class Steer:
             raise ValueError(f"scale must be a finite number, got {self.scale!r}.")
         set_(self, "scale", scale)
         sites.check_component(self.site)
-        if self.stack is not None and not isinstance(self.stack, str):
-            raise ValueError(f"stack must be a stack's name ('encoder' or 'decoder'), got {self.stack!r}.")
 
     @classmethod
     def factor(cls, factors: object, k: int, layer: int, scale: float = 1.0,

@@ -17,9 +17,9 @@ from .attribution.faithfulness import FaithfulnessResult
 from .record import ModelLink, Record, SequenceMeta
 from .record_faithfulness import record_faithfulness
 from .render import View
-from .tokens import token_pieces
 from .views import attention as attention_views
 from .views import attribution as attribution_views
+from .views import interventions as intervention_views
 from .views import lens as lens_views
 from .views import neurons as neuron_views
 from .views import tokens as token_views
@@ -56,19 +56,7 @@ class OutputSeq(Record):
         ``sequence``: the clean and the intervened continuation aligned, the changed tokens marked,
         and each intervened token's probability change (intervened model − clean model after the
         same prefix). ``printJson=True`` returns the view's data."""
-        from .views.interventions import intervention_diff_data, intervention_diff_view
-
-        if not self.intervention_diffs:
-            raise ValueError("This output has no interventions: make it with lm.generate(prompt, interventions=[...]).")
-        if self.link is None:
-            raise ValueError("The diff view reads token texts with the tokenizer: load the output with "
-                             "ecco.load(path, lm=lm).")
-        diff = self.intervention_diffs[self.sequence_index(sequence)]
-        tokenizer = self.link.tokenizer
-        prompt = token_pieces(tokenizer, diff.prompt_ids)
-        clean, intervened = (token_pieces(tokenizer, diff.prompt_ids + ids)[len(prompt) :]
-                             for ids in (diff.clean_ids, diff.intervened_ids))
-        return intervention_diff_view(intervention_diff_data(diff, prompt, clean, intervened, self.model_name), printJson)
+        return intervention_views.intervention_diff(self, sequence, printJson)
 
     # ------------------------------------------------------------ attribution
     def primary_attributions(

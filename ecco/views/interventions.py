@@ -19,11 +19,13 @@ from typing import Any
 import numpy as np
 
 from ..causal.diff import InterventionDiff
+from ..record import Record
 from ..render import View, plots
 from ..render.static.html import display_text, finite
 from ..render.static.interventions import changed_positions, summary
+from ..tokens import token_pieces
 
-__all__ = ["intervention_diff_data", "intervention_diff_view", "intervention_diff_figure"]
+__all__ = ["intervention_diff", "intervention_diff_data", "intervention_diff_view", "intervention_diff_figure"]
 
 VIEW = "intervention_diff"
 
@@ -74,3 +76,19 @@ def intervention_diff_figure(data: dict[str, Any]):
     tokens = data["intervened"]
     return plots.intervention_diff_figure([display_text(t["text"]) for t in tokens], [t["change"] for t in tokens],
                                           [j in changed for j in range(len(tokens))], summary(data))
+
+
+def intervention_diff(record: Record, sequence: int = 0, printJson: bool = False) -> View | dict:
+    """See :meth:`ecco.output.OutputSeq.intervention_diff`: the view of one sequence's diff, its
+    token texts read with the record's tokenizer."""
+    if not record.intervention_diffs:
+        raise ValueError("This output has no interventions: make it with lm.generate(prompt, interventions=[...]).")
+    if record.link is None:
+        raise ValueError("The diff view reads token texts with the tokenizer: load the output with "
+                         "ecco.load(path, lm=lm).")
+    diff = record.intervention_diffs[record.sequence_index(sequence)]
+    tokenizer = record.link.tokenizer
+    prompt = token_pieces(tokenizer, diff.prompt_ids)
+    clean, intervened = (token_pieces(tokenizer, diff.prompt_ids + ids)[len(prompt) :]
+                         for ids in (diff.clean_ids, diff.intervened_ids))
+    return intervention_diff_view(intervention_diff_data(diff, prompt, clean, intervened, record.model_name), printJson)

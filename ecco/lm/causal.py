@@ -20,14 +20,9 @@ def logit_attribution(lm: Core, prompt: str | list[int], target: str | list[int]
                       top_neurons: int, printJson: bool) -> View | dict:
     """The view (or its data) of the direct logit attribution of ``target``'s first token after
     ``prompt`` (minus ``foil``'s first token), at the column that predicts it."""
-    if not lm.kind.generates:
-        raise ValueError(f"{lm.model_name} is an encoder without a generative head: direct logit attribution explains "
-                         "a next-token prediction and needs a causal or encoder-decoder model.")
+    core.require_next_token(lm, "direct logit attribution")
     top_neurons = as_int(top_neurons, "top_neurons", 0)
-    prompts = lm.inputs.encode(prompt)
-    if len(prompts) != 1:
-        raise ValueError("logit_attribution explains one prompt: give one text (or one list of token ids).")
-    ids = prompts[0]
+    ids = core.one_prompt(lm, prompt, "logit_attribution")
     target_id = _first(lm, target, "target")
     foil_id = None if foil is None else _first(lm, foil, "foil")
     if foil_id == target_id:

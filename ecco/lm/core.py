@@ -56,6 +56,21 @@ class Core:
         return self.spec.kind
 
 
+def require_next_token(core: Core, job: str) -> None:
+    """A ValueError for an encoder-only model: ``job`` follows a next-token prediction."""
+    if not core.kind.generates:
+        raise ValueError(f"{core.model_name} is an encoder without a generative head: {job} follows a next-token "
+                         "prediction and needs a causal or encoder-decoder model.")
+
+
+def one_prompt(core: Core, text: object, job: str, what: str = "prompt") -> list[int]:
+    """The token ids of one prompt (a text or its ids); a ValueError for a batch."""
+    prompts = core.inputs.encode(text)
+    if len(prompts) != 1:
+        raise ValueError(f"{job} reads one {what}: give one text (or one list of token ids).")
+    return prompts[0]
+
+
 def decoder_start_id(core: Core) -> int:
     """The token an encoder-decoder model's decoder starts from."""
     return int(core.model.generation_config.decoder_start_token_id)

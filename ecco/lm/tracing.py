@@ -14,13 +14,6 @@ from . import core
 from .core import Core
 
 
-def _one_prompt(lm: Core, prompt: str | Sequence[int], what: str) -> list[int]:
-    prompts = lm.inputs.encode(prompt)
-    if len(prompts) != 1:
-        raise ValueError(f"trace reads one {what}: give one text (or one list of token ids).")
-    return prompts[0]
-
-
 def substring_positions(lm: Core, prompt: str, ids: list[int], piece: str) -> list[int]:
     """Positions of the prompt's tokens whose text overlaps the first occurrence of ``piece`` in
     ``prompt`` (from the tokenizer's character offsets)."""
@@ -49,7 +42,7 @@ def _corruption(lm: Core, prompt: str | Sequence[int], ids: list[int], corrupt: 
     if counterfactual is not None:
         if corrupt is not None:
             raise ValueError("Give either corrupt (noise on these tokens) or counterfactual (a corrupted prompt), not both.")
-        return counterfactual_corruption(ids, _one_prompt(lm, counterfactual, "counterfactual"))
+        return counterfactual_corruption(ids, core.one_prompt(lm, counterfactual, "trace", "counterfactual"))
     if corrupt is None:
         special = set(lm.tokenizer.all_special_ids)
         positions = [i for i, t in enumerate(ids) if t not in special]
@@ -69,10 +62,8 @@ def trace_result(lm: Core, prompt: str | Sequence[int], target: str | Sequence[i
                  noise: float, stack: str | None, batch_size: int) -> Trace:
     """The :class:`~ecco.causal.trace.Trace` of ``lm.trace`` (see its docstring): the prompt is the
     encoder's input for an encoder-decoder model, whose decoder reads the target after its start token."""
-    if not lm.kind.generates:
-        raise ValueError(f"{lm.model_name} is an encoder without a generative head: causal tracing follows a next-token "
-                         "prediction and needs a causal or encoder-decoder model.")
-    ids = _one_prompt(lm, prompt, "prompt")
+    core.require_next_token(lm, "causal tracing")
+    ids = core.one_prompt(lm, prompt, "trace")
     lm.inputs.check_context(len(ids), "The prompt's tokens")
     target_id = lm.inputs.continuations(target, 1, "target")[0][0]
     corruption = _corruption(lm, prompt, ids, corrupt, counterfactual, noise)

@@ -30,6 +30,7 @@ from .lm import LM, CaptureFlags
 from .models.bundled import ALIASES, load_bundled, resolve_alias
 from .models.registry import ArchitectureError
 from .output import OutputSeq, load
+from .tuned.lens import TunedLens, load_lens
 
 if TYPE_CHECKING:
     from . import corpus, corpus_run, experiment_run
@@ -38,7 +39,7 @@ __version__ = "0.2.0.dev0"
 __all__ = [
     "LM", "CaptureFlags", "OutputSeq", "ArchitectureError", "Ablate", "Steer", "Corpus", "corpus",
     "from_pretrained", "from_model", "load",
-    "load_corpus", "load_experiment", "__version__",
+    "load_corpus", "load_experiment", "train_lens", "evaluate_lens", "load_lens", "TunedLens", "__version__",
 ]
 
 _CONFIG_KWARGS = ("revision", "trust_remote_code", "cache_dir", "token", "local_files_only", "gguf_file")
@@ -146,6 +147,60 @@ def load_experiment(out_dir: str | os.PathLike, lm: LM | None = None) -> experim
     from .experiment_run import ExperimentRun
 
     return ExperimentRun(out_dir, lm=lm)
+
+
+def train_lens(
+    lm: LM, data: object, *, held_out: float = 0.1, epochs: int = 1, lr: float = 1e-3, tokens: int | None = None,
+    rows: int = 512, weight_decay: float = 0.0, seed: int = 0, text_column: str = "text",
+    max_tokens: int | None = None, overlap: int = 64, batch_tokens: int = 4096, progress: bool = True,
+    save: str | os.PathLike | None = None,
+) -> TunedLens:
+    """Train a tuned lens for ``lm``: one affine translator per layer (all but the last), starting
+    at the identity (so an untrained lens is the logit lens), trained with Adam (``lr``,
+    ``weight_decay``) to minimise KL(final || layer) over tokens, ``rows`` tokens per step.
+
+    ``data``: a corpus run (``lm.run_corpus(..., hidden_states=True)`` with every layer, or
+    ``ecco.load_corpus``), read from disk a batch at a time; or anything ``lm.run_corpus`` takes
+    as a source (a list of texts, a folder, a dataset, :func:`ecco.corpus.python_stdlib`), run
+    through the model one batch at a time (``max_tokens``, ``overlap``, ``batch_tokens`` as in
+    ``run_corpus``; ``text_column`` for datasets). Either way the hidden states of the whole
+    corpus are never in memory at once.
+
+    A fraction ``held_out`` of the documents (chosen by a hash of the document id and ``seed``)
+    is left out of training, and :func:`evaluate_lens` uses it when given the same source.
+    ``epochs`` passes over at most ``tokens`` training tokens each (None: all), shuffled with
+    ``seed``. ``progress`` shows a bar; ``save`` writes the lens to that path. Returns the
+    :class:`~ecco.tuned.lens.TunedLens` (``lens.save(path)``, ``ecco.load_lens(path)``), which
+    every lens view takes as ``lens=``.
+    """
+    from .lm.lens_training import train_lens as train
+
+    return train(lm, data, held_out=held_out, epochs=epochs, lr=lr, tokens=tokens, rows=rows, weight_decay=weight_decay,
+                 seed=seed, text_column=text_column, max_tokens=max_tokens, overlap=overlap, batch_tokens=batch_tokens,
+                 progress=progress, save=save)
+
+
+def evaluate_lens(
+    lm: LM, lens: TunedLens | str | os.PathLike, data: object, *, tokens: int | None = None, rows: int = 512,
+    text_column: str = "text", max_tokens: int | None = None, overlap: int = 64, batch_tokens: int = 4096,
+    progress: bool = True, printJson: bool = False, plot: bool = False,
+):
+    """How well the logit lens and ``lens`` (a trained lens or its path) read each layer of ``lm``
+    on text it was not trained on: per layer, the mean KL(final || layer) and the mean
+    cross-entropy against the next token, in nats.
+
+    ``data`` is a source or corpus run as in :func:`train_lens`. When it is the lens's own
+    training source (the same description), only its held-out documents are used. ``tokens``
+    caps the tokens read. Returns the view (one line per lens; the last layer is the model's own
+    output, the same for both); ``printJson=True``: a dict with the arrays ``logit_kl``,
+    ``tuned_kl``, ``logit_ce``, ``tuned_ce`` (one value per layer), ``layers``, ``n_tokens``
+    and ``n_next`` (tokens whose next token is known, for the cross-entropy); ``plot=True``: a
+    matplotlib figure.
+    """
+    from .lm.lens_training import evaluate_lens as evaluate
+
+    return evaluate(lm, lens, data, tokens=tokens, rows=rows, text_column=text_column, max_tokens=max_tokens,
+                    overlap=overlap, batch_tokens=batch_tokens, progress=progress, printJson=printJson, plot=plot)
 
 
 def __getattr__(name: str) -> object:

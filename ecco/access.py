@@ -6,13 +6,16 @@ maths stays in the core modules, the presentation in :mod:`ecco.views`.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 
 from . import attention, decomposition, lens
 from .checks import as_int, is_int
 from .record import Record
+from .tuned.lens import TunedLens
 
 
 def check_position(record: Record, position: int, sequence: int) -> int:
@@ -91,6 +94,36 @@ def check_layer(record: Record, layer: int | None) -> int | None:
     n = record.n_layers[record.kind.main_stack]
     out_of_range = f"layer={layer} is out of range: the model has layers 0..{n - 1}."
     return None if layer is None else as_int(layer, "layer", 0, n - 1, out_of_range)
+
+
+@dataclass
+class LensReader:
+    """How a view reads layers: the model's head, and a trained lens's translators (None: the logit lens)."""
+
+    head: lens.LensHead
+    translate: lens.Translate | None
+    name: str  # 'Logit lens' or 'Tuned lens', for titles
+
+
+def lens_reader(record: Record, chosen: object = "logit") -> LensReader:
+    """The lens a view asked for: ``'logit'``, a :class:`~ecco.tuned.lens.TunedLens`, or the path of
+    one saved with ``lens.save(path)``; a trained lens is checked against the record's model."""
+    head = record.lens_head()
+    if isinstance(chosen, str) and chosen == "logit":
+        return LensReader(head, None, "Logit lens")
+    if isinstance(chosen, (str, os.PathLike)):
+        chosen = TunedLens.load(chosen)
+    if not isinstance(chosen, TunedLens):
+        raise ValueError(
+            f"lens must be 'logit', a trained lens (ecco.train_lens / ecco.load_lens) or the path of a saved lens, "
+            f"got {type(chosen).__name__}."
+        )
+    stack = record.kind.main_stack
+    if chosen.info.stack != stack:
+        raise ValueError(f"This lens reads a model's {chosen.info.stack} stack; this output's lens reads its {stack} stack.")
+    states = block_hidden(record, 0, [0])
+    chosen.check_model(record.model_name, record.n_layers[stack], states.shape[-1], head.vocab, head.fingerprint())
+    return LensReader(head, chosen.translate, "Tuned lens")
 
 
 def lens_site(record: Record, position: int, sequence: int = 0) -> lens.LensSite:

@@ -13,6 +13,7 @@ never sorted.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,20 +75,40 @@ class LensHead:
         )
 
     @property
+    def _last_weight(self) -> torch.Tensor | None:
+        """The weight of the head's last linear map (the one onto the vocabulary)."""
+        weights = [m.weight for m in self.head.modules() if isinstance(getattr(m, "weight", None), torch.Tensor)
+                   and m.weight.dim() == 2]
+        return weights[-1] if weights else None
+
+    @property
     def vocab(self) -> int | None:
         """Vocabulary size: rows of the last linear map of the head."""
-        last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
-        weight = getattr(last, "weight", None)
-        return int(weight.shape[0]) if isinstance(weight, torch.Tensor) else None
+        weight = self._last_weight
+        return None if weight is None else int(weight.shape[0])
 
     @property
     def device(self) -> torch.device:
         """Where the head's parameters are."""
         return next(self.head.parameters()).device
 
+    def fingerprint(self) -> tuple[float, float]:
+        """Sum and sum of squares (float64) of the head's last weight: tells two checkpoints with the
+        same shapes apart, so that a trained lens is not used with weights it was not trained for."""
+        weight = self._last_weight
+        if weight is None:
+            return 0.0, 0.0
+        weight = weight.detach().double()
+        return float(weight.sum()), float((weight * weight).sum())
+
     @torch.no_grad()
     def __call__(self, hidden: torch.Tensor, final: bool) -> Logits:
         """Logits (float32) of hidden states (..., hidden); ``final`` skips the final norm."""
+        return self.differentiable(hidden, final)
+
+    def differentiable(self, hidden: torch.Tensor, final: bool) -> Logits:
+        """:meth:`__call__` with autograd on (for training lens translators; the head's own
+        parameters are not updated by it)."""
         param = next(self.head.parameters())
         x = hidden.to(param.device, param.dtype)
         if self.norm is not None and not final:
@@ -102,6 +123,19 @@ class LensHead:
         return logits
 
 
+Translate = Callable[[torch.Tensor], torch.Tensor]
+"""Maps the hidden states of layers 0..L-2, (L-1, ..., hidden), into the basis the head reads
+(a trained lens's translators); ``None`` reads them as they are (the logit lens)."""
+
+
+def layer_logits(head: LensHead, hidden: LayerHidden, translate: Translate | None = None) -> Logits:
+    """Logits of every layer, (layers, ..., vocab), for ``hidden`` (layers, ..., hidden) whose last
+    row is the final (normed) layer: that row goes straight to the head, the others through
+    ``translate`` (if given) and the final norm."""
+    inner = hidden[:-1] if translate is None else translate(hidden[:-1])
+    return torch.cat([head(inner, final=False), head(hidden[-1:], final=True)])
+
+
 @dataclass
 class LensStats:
     """Per layer (rows: outputs of blocks 0..L-1) and position (columns)."""
@@ -110,19 +144,25 @@ class LensStats:
     probs: torch.Tensor  # probability of the target token
     entropy: torch.Tensor  # entropy (nats) of the layer's distribution
     kl: torch.Tensor  # KL(final || layer) in nats
+    js: torch.Tensor  # Jensen-Shannon divergence between the layer's and the final distribution, nats (<= ln 2)
+    tv: torch.Tensor  # total variation distance between them (0..1)
+    final_top1: torch.Tensor  # the layer's probability of the final distribution's top-1 token
 
 
 def _positions_per_chunk(n_layers: int, vocab: int, chunk_bytes: int) -> int:
-    return max(1, chunk_bytes // (4 * n_layers * vocab * 3))  # logits, log-probs, one temporary
+    return max(1, chunk_bytes // (4 * n_layers * vocab * 5))  # logits, log-probs, probs, two temporaries
 
 
 def lens_stats(
-    head: LensHead, hidden: LayerHidden, target_ids: torch.Tensor, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    head: LensHead, hidden: LayerHidden, target_ids: torch.Tensor, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    translate: Translate | None = None,
 ) -> LensStats:
-    """Ranks, probabilities, entropies and KL to the final layer for ``target_ids``.
+    """Ranks and probabilities of ``target_ids``, and each layer's entropy and distances to the
+    final distribution (see :class:`LensStats`).
 
     ``hidden`` is (layers, positions, hidden) with the last row the final (normed) layer;
-    ``target_ids`` is (positions,) or (positions, watched) for several tokens per position.
+    ``target_ids`` is (positions,) or (positions, watched) for several tokens per position;
+    ``translate``: a trained lens's translators (None: the logit lens).
     """
     n_layers, n_positions, _ = hidden.shape
     step = _positions_per_chunk(n_layers, head.vocab or 50000, chunk_bytes)
@@ -130,9 +170,7 @@ def lens_stats(
     parts = []
     for start in range(0, n_positions, step):
         stop = min(n_positions, start + step)
-        logits = torch.cat(
-            [head(hidden[:-1, start:stop], final=False), head(hidden[-1:, start:stop], final=True)]
-        )  # (layers, chunk, vocab)
+        logits = layer_logits(head, hidden[:, start:stop], translate)  # (layers, chunk, vocab)
         ids = targets[start:stop].to(logits.device)
         chosen = logits.gather(-1, ids.unsqueeze(0).expand(n_layers, -1, -1))  # (layers, chunk, watched)
         ranks = (logits.unsqueeze(-2) > chosen.unsqueeze(-1)).sum(-1) + 1
@@ -140,15 +178,32 @@ def lens_stats(
         del logits
         probs = log_probs.gather(-1, ids.unsqueeze(0).expand(n_layers, -1, -1)).exp()
         entropy, kl = _entropy_kl(log_probs)
-        parts.append((ranks.cpu(), probs.cpu(), entropy.cpu(), kl.cpu()))
-    ranks, probs, entropy, kl = (torch.cat([p[i] for p in parts], dim=1) for i in range(4))
+        js, tv, top1 = _distances(log_probs)
+        parts.append(tuple(t.cpu() for t in (ranks, probs, entropy, kl, js, tv, top1)))
+    ranks, probs, entropy, kl, js, tv, top1 = (torch.cat([p[i] for p in parts], dim=1) for i in range(7))
     squeeze = target_ids.dim() == 1
     return LensStats(
         ranks=ranks.squeeze(-1) if squeeze else ranks,
         probs=probs.squeeze(-1) if squeeze else probs,
         entropy=entropy,
         kl=kl,
+        js=js,
+        tv=tv,
+        final_top1=top1,
     )
+
+
+def _distances(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Jensen-Shannon divergence (nats) and total variation between each layer's distribution and
+    the final one, and each layer's probability of the final top-1, from (layers, ..., vocab)
+    log-probabilities whose last layer is the final one."""
+    probs = log_probs.exp()
+    final, final_log = probs[-1:], log_probs[-1:]
+    tv = 0.5 * (probs - final).abs().sum(-1)
+    log_mid = torch.logaddexp(log_probs, final_log) - math.log(2.0)
+    js = 0.5 * ((probs * (log_probs - log_mid)).sum(-1) + (final * (final_log - log_mid)).sum(-1))
+    top1 = probs.gather(-1, final.argmax(-1, keepdim=True).expand(*probs.shape[:-1], 1)).squeeze(-1)
+    return js.clamp_min(0.0), tv, top1
 
 
 def _entropy_kl(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,7 +215,7 @@ def _entropy_kl(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def lens_entropy_kl(
-    head: LensHead, hidden: LayerHidden, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    head: LensHead, hidden: LayerHidden, chunk_bytes: int = DEFAULT_CHUNK_BYTES, translate: Translate | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Entropy (nats) of every layer's distribution and KL(final || layer), (layers, positions)
     each, for ``hidden`` (layers, positions, hidden) whose last row is the final (normed) layer."""
@@ -168,15 +223,16 @@ def lens_entropy_kl(
     step = _positions_per_chunk(n_layers, head.vocab or 50000, chunk_bytes)
     parts = []
     for start in range(0, n_positions, step):
-        chunk = hidden[:, start : start + step]
-        logits = torch.cat([head(chunk[:-1], final=False), head(chunk[-1:], final=True)])
+        logits = layer_logits(head, hidden[:, start : start + step], translate)
         parts.append(tuple(t.cpu() for t in _entropy_kl(torch.log_softmax(logits, dim=-1))))
     return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
 
 
-def lens_topk(head: LensHead, hidden: LayerHidden, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def lens_topk(
+    head: LensHead, hidden: LayerHidden, k: int, translate: Translate | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k probabilities and token ids at every layer for one position: (layers, k) each."""
-    logits = torch.cat([head(hidden[:-1], final=False), head(hidden[-1:], final=True)])
+    logits = layer_logits(head, hidden, translate)
     probs = torch.softmax(logits, dim=-1)
     top = probs.topk(k, dim=-1)
     return top.values.cpu(), top.indices.cpu()

@@ -6,9 +6,11 @@ for the numbers. :func:`load` reads a saved output back.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +25,9 @@ from .views import interventions as intervention_views
 from .views import lens as lens_views
 from .views import neurons as neuron_views
 from .views import tokens as token_views
+
+if TYPE_CHECKING:
+    from .tuned.lens import TunedLens
 
 __all__ = ["ModelLink", "OutputSeq", "SequenceMeta", "load"]
 
@@ -106,20 +111,24 @@ class OutputSeq(Record):
         topk: int = 10,
         printJson: bool = False,
         sequence: int = 0,
+        lens: str | os.PathLike | TunedLens = "logit",
     ) -> View | list:
-        """The top-k tokens each layer would predict at ``position`` (the logit lens).
+        """The top-k tokens each layer would predict at ``position`` (the logit lens, or a trained
+        lens: ``lens=`` a :class:`~ecco.tuned.lens.TunedLens` or the path of a saved one).
 
         Ecco's position: tokens count from 0 and the first token has no prediction. One
         layer with ``layer=``; ``printJson=True`` returns, per layer, a list of
         ``{'token', 'prob', 'ranking', 'layer'}``."""
-        return lens_views.layer_predictions(self, position, layer, topk, printJson, sequence)
+        return lens_views.layer_predictions(self, position, layer, topk, printJson, sequence, lens)
 
-    def rankings(self, printJson: bool = False, plot: bool = False, sequence: int = 0):
+    def rankings(self, printJson: bool = False, plot: bool = False, sequence: int = 0,
+                 lens: str | os.PathLike | TunedLens = "logit"):
         """Rank of each output token at every layer (1 = top): a heatmap, layers x tokens.
 
         ``plot=True`` returns a matplotlib figure; ``printJson=True`` Ecco's
-        ``{'output_tokens', 'rankings'}`` with rankings of shape (layers, tokens)."""
-        return lens_views.rankings(self, printJson, plot, sequence)
+        ``{'output_tokens', 'rankings'}`` with rankings of shape (layers, tokens). ``lens``: as
+        in :meth:`layer_predictions`."""
+        return lens_views.rankings(self, printJson, plot, sequence, lens)
 
     def rankings_watch(
         self,
@@ -128,21 +137,25 @@ class OutputSeq(Record):
         printJson: bool = False,
         plot: bool = False,
         sequence: int = 0,
+        lens: str | os.PathLike | TunedLens = "logit",
     ):
         """Ranks of several candidate tokens (ids or strings) at every layer for one position.
 
         A string of several tokens is ranked by its first piece, with a warning. ``position=-1``
-        is the last token."""
-        return lens_views.rankings_watch(self, watch, position, printJson, plot, sequence)
+        is the last token. ``lens``: as in :meth:`layer_predictions`."""
+        return lens_views.rankings_watch(self, watch, position, printJson, plot, sequence, lens)
 
-    def lens_trajectories(self, sequence: int = 0) -> dict:
-        """Per layer (rows) and output token (columns): entropy of the lens distribution,
-        KL(final || layer), probability and rank of the chosen token, as numpy arrays."""
-        return lens_views.lens_trajectories(self, sequence)
+    def lens_trajectories(self, sequence: int = 0, lens: str | os.PathLike | TunedLens = "logit") -> dict:
+        """Per layer (rows) and output token (columns), as numpy arrays: entropy of the lens
+        distribution (``entropy``), its KL divergence (``kl``), Jensen-Shannon divergence (``js``,
+        nats) and total variation (``tv``) to the final distribution, its probability of the final
+        top-1 token (``final_top1_prob``), and the probability and rank of the chosen token
+        (``prob``, ``rank``). ``lens``: as in :meth:`layer_predictions`."""
+        return lens_views.lens_trajectories(self, sequence, lens)
 
-    def trajectories(self, plot: bool = False, sequence: int = 0):
+    def trajectories(self, plot: bool = False, sequence: int = 0, lens: str | os.PathLike | TunedLens = "logit"):
         """View (or matplotlib figure) of :meth:`lens_trajectories`."""
-        return lens_views.trajectories(self, plot, sequence)
+        return lens_views.trajectories(self, plot, sequence, lens)
 
     # ------------------------------------------------------ neuron activations
     def run_nmf(

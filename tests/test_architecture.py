@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     "models": 0, "checks": 0, "shapes": 0, "layout": 0, "session": 0, "runner": 0, "capture": 0, "tokens": 0, "stream": 0,
     "progress": 0,
     "lens": 0, "corpus": 0, "direct_effect": 0, "decomposition": 0, "analysis": 0, "attention": 0, "attribution": 0,
-    "experiment": 0, "causal": 0,
+    "experiment": 0, "causal": 0, "tuned": 0,
     "record": 1, "access": 1, "io": 1, "record_faithfulness": 1,
     "render": 2,
     "views": 3,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from scipy.spatial.distance import jensenshannon
 
 import ecco
 from ecco.lens import lens_stats
@@ -80,8 +81,18 @@ def test_ranks_and_stats_match_a_direct_computation(tokenizer):
     kl = (logp[-1].exp() * (logp[-1] - logp)).sum(-1)
     torch.testing.assert_close(stats.kl, kl)
     assert stats.kl[-1].abs().max() < 1e-6
+    # Jensen-Shannon (scipy's distance is its square root, natural log), total variation, p(final top-1).
+    p = logp.exp().double().numpy()
+    js = jensenshannon(p, p[-1:].repeat(len(p), 0), axis=-1) ** 2
+    np.testing.assert_allclose(stats.js.numpy(), js, atol=1e-6)
+    np.testing.assert_allclose(stats.tv.numpy(), 0.5 * np.abs(p - p[-1:]).sum(-1), atol=1e-6)
+    top1 = p[-1].argmax(-1)
+    np.testing.assert_allclose(stats.final_top1.numpy(), p[:, np.arange(len(top1)), top1], rtol=1e-5)
+    assert stats.js.max() <= np.log(2) + 1e-6 and stats.tv.max() <= 1 + 1e-6
     trajectories = output.lens_trajectories()
     np.testing.assert_allclose(trajectories["entropy"], stats.entropy.numpy(), rtol=1e-6)
+    for key, field in (("js", "js"), ("tv", "tv"), ("final_top1_prob", "final_top1")):
+        np.testing.assert_allclose(trajectories[key], getattr(stats, field).numpy(), rtol=1e-6, atol=1e-7)
 
 
 def test_layer_predictions_contract(tokenizer):
@@ -159,7 +170,7 @@ def test_figures_and_loaded_outputs(tmp_path, tokenizer):
     figure = output.rankings(plot=True)
     texts = [t.get_text() for t in figure.axes[0].texts]
     assert texts == [str(r) for r in output.rankings(printJson=True)["rankings"].ravel()]
-    assert len(output.trajectories(plot=True).axes) == 3
+    assert len(output.trajectories(plot=True).axes) == 6
     path = output.save(tmp_path / "o.ecco.safetensors")
     with pytest.raises(ValueError, match="ecco.load\\(path, lm=lm\\)"):
         ecco.load(path).rankings()

@@ -116,7 +116,7 @@ def _settings(runner: Runner, tokenizer: PreTrainedTokenizerBase, model_name: st
     if not chosen:
         raise ValueError(f"layers is empty: give block indices 0..{n_layers - 1}, or None for all.")
     lens = _lens_setting(runner, stack, lens, hidden_states)
-    limit = _model_limit(runner, tokenizer)
+    limit = model_limit(runner, tokenizer)
     max_tokens = min(512, limit) if max_tokens is None else max_tokens
     if max_tokens > limit:
         raise ValueError(f"max_tokens={max_tokens} is more than {model_name} takes ({limit} positions).")
@@ -159,7 +159,7 @@ def _lens_setting(runner: Runner, stack: str, lens: bool | None, hidden_states: 
     return reason is None and (hidden_states if lens is None else True)
 
 
-def _model_limit(runner: Runner, tokenizer: PreTrainedTokenizerBase) -> int:
+def model_limit(runner: Runner, tokenizer: PreTrainedTokenizerBase) -> int:
     """The most positions the model takes."""
     context = runner.context_size()
     if context is not None:

@@ -124,6 +124,15 @@ class Corpus:
             raise KeyError(f"Document {doc} has no token at position {position} (it has {stop - start} tokens).")
         return start, stop, index
 
+    def following_ids(self) -> np.ndarray:
+        """Per row (row order): the id of the token at the next position of the same document, or
+        -1 where that token is not stored (a document's end)."""
+        order, docs, positions = self._index
+        ids = self.table.column("token_id").to_numpy()[order]
+        out = np.empty(len(order), dtype=np.int64)
+        out[order] = next_ids(docs, positions, ids)
+        return out
+
     def row(self, doc: int, position: int) -> int:
         """The row of token ``position`` of document ``doc``."""
         return int(self._index[0][self._locate(doc, position)[2]])
@@ -225,6 +234,15 @@ class Corpus:
         sizes = {name: self.table.column(name).nbytes / tokens for name in self.columns}
         sizes["total"] = self.manifest.totals()["bytes"] / tokens
         return sizes
+
+
+def next_ids(doc_ids: np.ndarray, positions: np.ndarray, token_ids: np.ndarray) -> np.ndarray:
+    """For tokens in (doc, position) order: the next token's id where it is the next position of
+    the same document, else -1."""
+    out = np.full(len(token_ids), -1, dtype=np.int64)
+    follows = (doc_ids[1:] == doc_ids[:-1]) & (positions[1:] == positions[:-1] + 1)
+    out[:-1][follows] = token_ids[1:][follows]
+    return out
 
 
 def load_corpus(out_dir: str | os.PathLike) -> Corpus:

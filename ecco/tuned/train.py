@@ -1,0 +1,102 @@
+"""Training a lens's translators: each layer's translated prediction is pulled towards the model's
+final distribution by minimising KL(final || layer), averaged over tokens, with Adam.
+
+Layers are independent (each has its own translator and loss), so every step runs the layers
+one after another on the same batch of tokens and frees each layer's logits before the next:
+memory is one layer's (tokens x vocabulary) logits, not all layers'. Gradients are taken with
+``torch.autograd.grad`` for the translators only, so the model's parameters (its head and
+norm, which the lens reads through) get no gradient and are never changed.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from ..checks import as_int
+from ..lens import LensHead
+from ..progress import progress_bar
+from .data import HiddenBatch
+from .lens import TunedLens
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to train: Adam's ``lr`` and ``weight_decay``, ``epochs`` over the training tokens,
+    ``rows`` tokens per step, at most ``tokens`` training tokens per epoch (None: all), and the
+    ``seed`` of the shuffle."""
+
+    lr: float = 1e-3
+    epochs: int = 1
+    rows: int = 512
+    weight_decay: float = 0.0
+    tokens: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+                raise ValueError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number, got {value!r}.")
+        as_int(self.epochs, "epochs", 1)
+        as_int(self.rows, "rows", 1)
+        as_int(self.seed, "seed", 0)
+        if self.tokens is not None:
+            as_int(self.tokens, "tokens", 1)
+
+    def to_json(self) -> dict:
+        """The options as stored with a trained lens."""
+        return asdict(self)
+
+
+def kl_to_final(final_log: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(final || q) per token, in nats, from (tokens, vocab) log-probabilities."""
+    return (final_log.exp() * (final_log - log_q)).sum(-1)
+
+
+def _translated(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return x + torch.addmm(bias, x, weight.T)
+
+
+def fit(head: LensHead, lens: TunedLens, epoch_batches: Callable[[int], Iterable[HiddenBatch]],
+        options: TrainOptions, total: int | None = None, progress: bool = True) -> list[list[float]]:
+    """Train ``lens`` in place on the batches ``epoch_batches(epoch)`` gives for each epoch; returns
+    each epoch's mean training KL per layer (layers 0..L-2). ``total`` sizes the progress bar."""
+    device = head.device
+    params = [
+        (lens.weight[n].clone().to(device).requires_grad_(), lens.bias[n].clone().to(device).requires_grad_())
+        for n in range(lens.n_layers - 1)
+    ]
+    optimiser = torch.optim.Adam([p for pair in params for p in pair], lr=options.lr, weight_decay=options.weight_decay)
+    history = []
+    bar = progress_bar(total=None if total is None else total * options.epochs, unit="tok", desc="ecco lens",
+                       disable=not progress)
+    try:
+        for epoch in range(options.epochs):
+            sums, seen = np.zeros(len(params)), 0
+            for batch in epoch_batches(epoch):
+                hidden = batch.hidden.to(device)
+                with torch.no_grad():
+                    final_log = torch.log_softmax(head(hidden[-1], final=True), dim=-1)
+                for layer, (weight, bias) in enumerate(params):
+                    logits = head.differentiable(_translated(hidden[layer], weight, bias), final=False)
+                    loss = kl_to_final(final_log, torch.log_softmax(logits, dim=-1)).mean()
+                    weight.grad, bias.grad = torch.autograd.grad(loss, (weight, bias))
+                    sums[layer] += float(loss.detach()) * batch.n_tokens
+                optimiser.step()
+                seen += batch.n_tokens
+                bar.update(batch.n_tokens)
+                bar.set_postfix(epoch=epoch + 1, kl=f"{sums.mean() / max(seen, 1):.3f}")
+            if not seen:
+                raise ValueError("There are no training tokens: the source is empty or every document is held out "
+                                 "(lower held_out).")
+            history.append((sums / seen).tolist())
+    finally:
+        bar.close()
+    with torch.no_grad():
+        lens.weight = torch.stack([w.detach().float().cpu() for w, _ in params])
+        lens.bias = torch.stack([b.detach().float().cpu() for _, b in params])
+    return history

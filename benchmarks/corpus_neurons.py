@@ -17,42 +17,16 @@ from __future__ import annotations
 
 import argparse
 import resource
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from peak_memory import PeakMemory, status_mib
 
 import ecco
 from ecco.corpus.predicates import code_queries
 from ecco.corpus.search import auroc, half_auroc, layer_values, token_labels
-
-
-def anon_mib() -> float:
-    """The process's anonymous resident memory (MiB): what it allocated, not mapped files."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-class PeakAnon:
-    """Samples :func:`anon_mib` every 20 ms while the block runs."""
-
-    def __enter__(self) -> PeakAnon:
-        self.peak, self._stop = anon_mib(), threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, anon_mib())
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def make_run(out: Path, files: int) -> ecco.Corpus:
@@ -67,8 +41,8 @@ def search(run: ecco.Corpus) -> None:
     dense = totals["tokens"] * n_neurons * 4 / 2**20
     print(f"search: {n_neurons} neurons x {totals['tokens']} tokens (a dense float32 matrix: {dense:,.0f} MiB)")
     for name, predicate in code_queries().items():
-        before = anon_mib()
-        with PeakAnon() as peak:
+        before = status_mib("RssAnon")
+        with PeakMemory("RssAnon") as peak:
             start = time.perf_counter()
             found = run.search(predicate, top=3)
             seconds = time.perf_counter() - start

@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from peak_memory import PeakMemory, status_mib
 
 import ecco
 from ecco.causal import sites
@@ -35,38 +34,6 @@ SUBJECT = "The Eiffel Tower"
 TARGET = " Paris"
 COMPONENTS = ("residual", "mlp", "attention")
 NOISE, SEEDS = 3.0, 5
-
-
-def rss_mib() -> float:
-    """The process's resident memory now, MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-class PeakRSS:
-    """The peak resident memory above the memory at entry, sampled every 10 ms in a thread."""
-
-    def __enter__(self) -> PeakRSS:
-        self.base = self.peak = rss_mib()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, rss_mib())
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_mib())
-
-    @property
-    def growth(self) -> float:
-        return self.peak - self.base
 
 
 def naive(lm, ids: list[int], target: int, positions: list[int], layers: list[int]) -> tuple[dict, tuple, int]:
@@ -131,14 +98,14 @@ def main() -> None:
     def full(batch_size: int):
         return trace_result(lm, PROMPT, TARGET, SUBJECT, None, COMPONENTS, 1, SEEDS, NOISE, None, batch_size)
 
-    loaded = rss_mib()
-    with PeakRSS() as memory:  # also the warm-up
+    loaded = status_mib()
+    with PeakMemory() as memory:  # also the warm-up
         full(64)
     print(f"first full trace (batch_size 64, one-time allocations included): peak RSS +{memory.growth:.0f} MiB "
           f"over the {loaded:.0f} MiB after loading the model", flush=True)
     timings, traces = {}, {}
     for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
-        with PeakRSS() as memory:
+        with PeakMemory() as memory:
             started, cpu = time.perf_counter(), time.process_time()
             traces[batch_size] = full(batch_size)
             timings[batch_size] = (time.perf_counter() - started, time.process_time() - cpu)

@@ -14,7 +14,7 @@ from ..lens import LensHead
 from ..progress import progress_bar
 from .data import HiddenBatch
 from .lens import TunedLens
-from .train import kl_to_final
+from .train import Final
 
 
 @dataclass
@@ -61,16 +61,18 @@ def evaluate(head: LensHead, lens: TunedLens, batches: Iterable[HiddenBatch], to
             hidden = batch.hidden.to(head.device)
             known = batch.next_ids >= 0
             targets = batch.next_ids[known].to(head.device)
-            final_log = torch.log_softmax(head(hidden[-1], final=True), dim=-1)
+            final_logits = head(hidden[-1], final=True)
+            final = Final.of(final_logits)
             translated = lens.translate(hidden[:-1])
             for layer in range(n_layers):
                 for which, states in enumerate((hidden, translated)):
-                    if layer == n_layers - 1:
-                        log_q = final_log
-                    else:
-                        log_q = torch.log_softmax(head(states[layer], final=False), dim=-1)
-                    sums[which, layer] += float(kl_to_final(final_log, log_q).double().sum())
-                    sums[2 + which, layer] -= float(log_q[known].gather(-1, targets[:, None]).double().sum())
+                    last = layer == n_layers - 1
+                    logits = final_logits if last else head(states[layer], final=False)
+                    lse = torch.logsumexp(logits, dim=-1)
+                    if not last:  # the final distribution's KL to itself is 0
+                        sums[which, layer] += float(final.kl(logits, lse).double().sum())
+                    chosen = logits[known].gather(-1, targets[:, None])[:, 0]
+                    sums[2 + which, layer] += float((lse[known] - chosen).double().sum())
             n_tokens += batch.n_tokens
             n_next += int(known.sum())
             bar.update(batch.n_tokens)

@@ -52,9 +52,25 @@ class TrainOptions:
         return asdict(self)
 
 
-def kl_to_final(final_log: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """KL(final || q) per token, in nats, from (tokens, vocab) log-probabilities."""
-    return (final_log.exp() * (final_log - log_q)).sum(-1)
+@dataclass
+class Final:
+    """The model's final distribution over a batch of tokens, as the KL to it needs it."""
+
+    probs: torch.Tensor  # (tokens, vocab)
+    neg_entropy: torch.Tensor  # (tokens,): sum p log p
+
+    @classmethod
+    def of(cls, logits: torch.Tensor) -> Final:
+        """From the final layer's logits (tokens, vocab)."""
+        log_p = torch.log_softmax(logits, dim=-1)
+        probs = log_p.exp()
+        return cls(probs, torch.linalg.vecdot(probs, log_p))
+
+    def kl(self, logits: torch.Tensor, lse: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(final || softmax(logits)) per token, in nats: sum p log p - p . logits + logsumexp(logits)
+        (no (tokens x vocab) log-probabilities are made). ``lse``: logsumexp(logits), if known."""
+        lse = torch.logsumexp(logits, dim=-1) if lse is None else lse
+        return self.neg_entropy - torch.linalg.vecdot(logits, self.probs) + lse
 
 
 def _translated(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -79,11 +95,9 @@ def fit(head: LensHead, lens: TunedLens, epoch_batches: Callable[[int], Iterable
             sums, seen = np.zeros(len(params)), 0
             for batch in epoch_batches(epoch):
                 hidden = batch.hidden.to(device)
-                with torch.no_grad():
-                    final_log = torch.log_softmax(head(hidden[-1], final=True), dim=-1)
+                final = Final.of(head(hidden[-1], final=True))
                 for layer, (weight, bias) in enumerate(params):
-                    logits = head.differentiable(_translated(hidden[layer], weight, bias), final=False)
-                    loss = kl_to_final(final_log, torch.log_softmax(logits, dim=-1)).mean()
+                    loss = final.kl(head.differentiable(_translated(hidden[layer], weight, bias), final=False)).mean()
                     weight.grad, bias.grad = torch.autograd.grad(loss, (weight, bias))
                     sums[layer] += float(loss.detach()) * batch.n_tokens
                 optimiser.step()

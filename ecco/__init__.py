@@ -150,8 +150,8 @@ def load_experiment(out_dir: str | os.PathLike, lm: LM | None = None) -> experim
 
 
 def train_lens(
-    lm: LM, data: object, *, held_out: float = 0.1, epochs: int = 1, lr: float = 1e-3, tokens: int | None = None,
-    rows: int = 512, weight_decay: float = 0.0, seed: int = 0, text_column: str = "text",
+    lm: LM, data: object, *, held_out: float = 0.1, epochs: int = 1, lr: float = 2e-3, tokens: int | None = None,
+    rows: int = 64, weight_decay: float = 0.0, seed: int = 0, text_column: str = "text",
     max_tokens: int | None = None, overlap: int = 64, batch_tokens: int = 4096, progress: bool = True,
     save: str | os.PathLike | None = None,
 ) -> TunedLens:
@@ -169,7 +169,8 @@ def train_lens(
     A fraction ``held_out`` of the documents (chosen by a hash of the document id and ``seed``)
     is left out of training, and :func:`evaluate_lens` uses it when given the same source.
     ``epochs`` passes over at most ``tokens`` training tokens each (None: all), shuffled with
-    ``seed``. ``progress`` shows a bar; ``save`` writes the lens to that path. Returns the
+    ``seed``. ``progress`` shows a bar; ``save`` writes the lens to that path after every epoch
+(an interrupted run keeps the epochs it finished). Returns the
     :class:`~ecco.tuned.lens.TunedLens` (``lens.save(path)``, ``ecco.load_lens(path)``), which
     every lens view takes as ``lens=``.
     """

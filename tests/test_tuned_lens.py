@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import ecco
+from ecco.corpus.sources import TextsSource
 from ecco.lens import layer_logits
 from ecco.lm.lens_training import new_lens
 from ecco.tuned.data import Split
@@ -193,6 +194,28 @@ def test_training_leaves_the_model_as_it_was(tmp_path):
     assert all(torch.equal(before[k], v) for k, v in lm.model.state_dict().items())
     assert all(p.grad is None for p in lm.model.parameters())
     assert (tmp_path / "l.safetensors").is_file()
+
+
+class _StopsInEpoch2(TextsSource):
+    """The texts, until the second pass over them, which is interrupted as by Ctrl-C."""
+
+    passes = 0
+
+    def documents(self, start: int = 0):
+        self.passes += 1
+        if self.passes == 2:
+            raise KeyboardInterrupt
+        yield from super().documents(start)
+
+
+def test_an_interrupted_training_keeps_its_finished_epochs(gpt2, tmp_path):
+    path = tmp_path / "lens.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        _train(gpt2, _StopsInEpoch2(TEXTS), epochs=3, save=path)
+    saved = ecco.load_lens(path)
+    assert saved.info.training["epochs_done"] == 1
+    one_epoch = _train(gpt2, TEXTS, epochs=1)
+    assert torch.equal(saved.weight, one_epoch.weight) and torch.equal(saved.bias, one_epoch.bias)
 
 
 def test_a_masked_model_trains_and_evaluates():

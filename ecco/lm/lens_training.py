@@ -94,8 +94,8 @@ def new_lens(lm: LM) -> TunedLens:
 
 
 def train_lens(
-    lm: LM, data: object, *, held_out: float = 0.1, epochs: int = 1, lr: float = 1e-3, tokens: int | None = None,
-    rows: int = 512, weight_decay: float = 0.0, seed: int = 0, text_column: str = "text", max_tokens: int | None = None,
+    lm: LM, data: object, *, held_out: float = 0.1, epochs: int = 1, lr: float = 2e-3, tokens: int | None = None,
+    rows: int = 64, weight_decay: float = 0.0, seed: int = 0, text_column: str = "text", max_tokens: int | None = None,
     overlap: int = 64, batch_tokens: int = 4096, progress: bool = True, save: str | os.PathLike | None = None,
 ) -> TunedLens:
     """Train a tuned lens for ``lm``: see :func:`ecco.train_lens`."""
@@ -106,14 +106,16 @@ def train_lens(
     source = _Data(lm, data, text_column, max_tokens, overlap, batch_tokens)
     split = Split(float(held_out), seed)
     lens = new_lens(lm)
-    info = lens.info
-    history = fit(head, lens, lambda epoch: source.batches(split, "train", rows, seed + epoch, tokens), options,
-                  total=source.total(split, "train", tokens), progress=progress)
-    info.trained = True
-    info.training = {"source": source.description, "held_out": split.held_out, "split_seed": split.seed,
-                     "options": options.to_json(), "train_kl": history}
-    if save is not None:
-        lens.save(save)
+
+    def record(history: list[list[float]]) -> None:
+        lens.info.trained = True
+        lens.info.training = {"source": source.description, "held_out": split.held_out, "split_seed": split.seed,
+                              "options": options.to_json(), "epochs_done": len(history), "train_kl": history}
+        if save is not None:
+            lens.save(save)
+
+    fit(head, lens, lambda epoch: source.batches(split, "train", rows, seed + epoch, tokens), options,
+        total=source.total(split, "train", tokens), progress=progress, after_epoch=record)
     return lens
 
 

@@ -29,9 +29,9 @@ class TrainOptions:
     ``rows`` tokens per step, at most ``tokens`` training tokens per epoch (None: all), and the
     ``seed`` of the shuffle."""
 
-    lr: float = 1e-3
+    lr: float = 2e-3
     epochs: int = 1
-    rows: int = 512
+    rows: int = 64
     weight_decay: float = 0.0
     tokens: int | None = None
     seed: int = 0
@@ -78,9 +78,12 @@ def _translated(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
 
 
 def fit(head: LensHead, lens: TunedLens, epoch_batches: Callable[[int], Iterable[HiddenBatch]],
-        options: TrainOptions, total: int | None = None, progress: bool = True) -> list[list[float]]:
+        options: TrainOptions, total: int | None = None, progress: bool = True,
+        after_epoch: Callable[[list[list[float]]], None] | None = None) -> list[list[float]]:
     """Train ``lens`` in place on the batches ``epoch_batches(epoch)`` gives for each epoch; returns
-    each epoch's mean training KL per layer (layers 0..L-2). ``total`` sizes the progress bar."""
+    each epoch's mean training KL per layer (layers 0..L-2). ``total`` sizes the progress bar;
+    ``after_epoch(history)`` runs after each epoch, with ``lens`` holding the weights so far (to
+    save them, so that an interrupted run keeps its finished epochs)."""
     device = head.device
     params = [
         (lens.weight[n].clone().to(device).requires_grad_(), lens.bias[n].clone().to(device).requires_grad_())
@@ -108,9 +111,10 @@ def fit(head: LensHead, lens: TunedLens, epoch_batches: Callable[[int], Iterable
                 raise ValueError("There are no training tokens: the source is empty or every document is held out "
                                  "(lower held_out).")
             history.append((sums / seen).tolist())
+            lens.weight = torch.stack([w.detach().float().cpu() for w, _ in params])
+            lens.bias = torch.stack([b.detach().float().cpu() for _, b in params])
+            if after_epoch is not None:
+                after_epoch(history)
     finally:
         bar.close()
-    with torch.no_grad():
-        lens.weight = torch.stack([w.detach().float().cpu() for w, _ in params])
-        lens.bias = torch.stack([b.detach().float().cpu() for _, b in params])
     return history

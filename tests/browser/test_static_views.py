@@ -188,7 +188,7 @@ def test_static_views_survive_a_sanitizer(views, open_static, tmp_path: Path) ->
     cell = page.locator("table.ecco-s-rankings td").first
     assert cell.evaluate("e => getComputedStyle(e).backgroundColor") not in ("rgba(0, 0, 0, 0)", "transparent")
     charts = page.locator("img.ecco-s-chart, img.ecco-s-spark").evaluate_all("els => els.map(e => e.naturalWidth)")
-    assert len(charts) == 3 + 3 and all(w > 0 for w in charts)
+    assert len(charts) == 6 + 3 and all(w > 0 for w in charts)  # 6 trajectory series, 3 NMF factors
 
 
 def test_nasty_token_text_stays_text(open_static, tmp_path: Path) -> None:

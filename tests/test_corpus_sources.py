@@ -2,6 +2,7 @@
 JSON (a run's manifest compares them), and errors that say what to do."""
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -11,7 +12,15 @@ from pathlib import Path
 import datasets
 import pytest
 
-from ecco.corpus.sources import Document, FilesSource, Source, as_source, python_stdlib
+from ecco.corpus.sources import (
+    DocstringsSource,
+    Document,
+    FilesSource,
+    Source,
+    as_source,
+    python_docstrings,
+    python_stdlib,
+)
 
 TEXTS = ["A first short text.", "", "A third one,\nwith two lines.", "Fourth: café 東京."]
 
@@ -230,3 +239,23 @@ def test_python_stdlib_whole():
         python_stdlib(min_bytes=100, max_bytes=50)
     with pytest.raises(ValueError, match="max_files"):
         python_stdlib(max_files=0)
+
+
+def test_python_docstrings_are_the_files_docstrings():
+    source = python_docstrings()
+    assert source.paths == python_stdlib().paths and source.description["kind"] == "python_docstrings"
+    _json_round_trip(source.description)
+    index = next(i for i, p in enumerate(source.paths) if p.resolve() == Path(json.__file__).resolve())
+    doc = next(source.documents(index))
+    assert doc.doc_id == index and doc.name == "json/__init__.py"
+    # The module's and its functions' docstrings as Python itself cleans them (inspect), in source order.
+    assert doc.text.startswith(inspect.cleandoc(json.__doc__))
+    assert doc.text.index(inspect.getdoc(json.dump)) < doc.text.index(inspect.getdoc(json.loads))
+
+
+def test_python_docstrings_of_a_file_without_any_are_empty(tmp_path):
+    bare, broken = tmp_path / "bare.py", tmp_path / "broken.py"
+    bare.write_text("x = 1\n", encoding="utf-8")
+    broken.write_text("def (:\n", encoding="utf-8")
+    source = DocstringsSource([bare, broken], {"kind": "test"}, root=tmp_path)
+    assert [d.text for d in source.documents()] == ["", ""]

@@ -10,6 +10,7 @@ source cannot tell without reading it all).
 """
 from __future__ import annotations
 
+import ast
 import glob
 import hashlib
 import os
@@ -109,7 +110,27 @@ class FilesSource(Source):
         for doc_id in range(_start(start), len(self.paths)):
             path = self.paths[doc_id]
             name = path.relative_to(self.root).as_posix() if self.root else path.name
-            yield Document(doc_id, path.read_text(encoding="utf-8", errors="replace"), name)
+            yield Document(doc_id, self.text(path), name)
+
+    def text(self, path: Path) -> str:
+        """A file's document: its text."""
+        return path.read_text(encoding="utf-8", errors="replace")
+
+
+class DocstringsSource(FilesSource):
+    """Python files, each one document made of its docstrings (module, classes, functions), in
+    source order, separated by blank lines: English prose from code. A file that does not parse
+    or has no docstrings is an empty document (skipped by a run, its ``doc_id`` kept)."""
+
+    def text(self, path: Path) -> str:
+        """The docstrings of one file."""
+        try:
+            tree = ast.parse(super().text(path))
+        except (SyntaxError, ValueError):
+            return ""
+        kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+        found = (ast.get_docstring(node) for node in ast.walk(tree) if isinstance(node, kinds))
+        return "\n\n".join(d for d in found if d)
 
 
 class DatasetSource(Source):
@@ -290,14 +311,9 @@ def as_source(obj: object, text_column: str = "text") -> Source:
     )
 
 
-def python_stdlib(max_files: int | None = None, min_bytes: int = 1, max_bytes: int | None = None) -> FilesSource:
-    """The Python standard library's own ``.py`` files as a corpus: code, comments and docstrings.
-
-    Files under ``sysconfig.get_paths()["stdlib"]``, sorted by relative path, without
-    ``site-packages``, ``dist-packages`` and ``__pycache__``; files smaller than ``min_bytes``
-    (by default the empty ones) and larger than ``max_bytes`` (e.g. to keep one huge file from
-    taking most of a small slice) are left out; ``max_files`` keeps the first ones.
-    """
+def _stdlib_files(max_files: int | None, min_bytes: int, max_bytes: int | None) -> tuple[list[Path], Path, dict]:
+    """The standard library's ``.py`` files chosen as :func:`python_stdlib` says, their root, and
+    the description of the choice."""
     if max_files is not None:
         max_files = as_int(max_files, "max_files", 1)
     min_bytes = as_int(min_bytes, "min_bytes", 0)
@@ -313,6 +329,23 @@ def python_stdlib(max_files: int | None = None, min_bytes: int = 1, max_bytes: i
     if not files:
         raise ValueError(f"The source is empty: no .py files of {min_bytes} to {max_bytes or 'any'} bytes under {root}.")
     version = sys.version.split()[0]
-    return FilesSource(files, {"kind": "python_stdlib", "python": version, "root": str(root), "min_bytes": min_bytes,
-                                       "max_bytes": max_bytes},
-                       root=root)
+    return files, root, {"python": version, "root": str(root), "min_bytes": min_bytes, "max_bytes": max_bytes}
+
+
+def python_stdlib(max_files: int | None = None, min_bytes: int = 1, max_bytes: int | None = None) -> FilesSource:
+    """The Python standard library's own ``.py`` files as a corpus: code, comments and docstrings.
+
+    Files under ``sysconfig.get_paths()["stdlib"]``, sorted by relative path, without
+    ``site-packages``, ``dist-packages`` and ``__pycache__``; files smaller than ``min_bytes``
+    (by default the empty ones) and larger than ``max_bytes`` (e.g. to keep one huge file from
+    taking most of a small slice) are left out; ``max_files`` keeps the first ones.
+    """
+    files, root, chosen = _stdlib_files(max_files, min_bytes, max_bytes)
+    return FilesSource(files, {"kind": "python_stdlib", **chosen}, root=root)
+
+
+def python_docstrings(max_files: int | None = None, min_bytes: int = 1, max_bytes: int | None = None) -> DocstringsSource:
+    """The docstrings of the standard library's ``.py`` files (chosen as in :func:`python_stdlib`),
+    one document per file: English prose about code, present on every machine."""
+    files, root, chosen = _stdlib_files(max_files, min_bytes, max_bytes)
+    return DocstringsSource(files, {"kind": "python_docstrings", **chosen}, root=root)

@@ -7,7 +7,7 @@ Targets (issue 16), measured side by side in this process:
   to the size the run's hidden states would take in memory as float32, which streaming never
   holds: the ratio must stay well below 1 and does not grow with the run.
 
-Run: ``.venv/bin/python benchmarks/lens_training.py [--tokens 4096] [--files 40]`` (about
+Run: ``.venv/bin/python benchmarks/lens_training.py [--tokens 4096] [--files 15]`` (about
 8 minutes on 2 cores with the defaults).
 """
 from __future__ import annotations
@@ -24,10 +24,10 @@ from peak_memory import PeakMemory
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=4096, help="training tokens (one epoch)")
-    parser.add_argument("--files", type=int, default=40, help="standard-library files in the run")
+    parser.add_argument("--files", type=int, default=15, help="standard-library files in the run (up to 20 kB each)")
     args = parser.parse_args()
     lm = ecco.from_pretrained("smollm2-135m", verbose=False)
-    source = ecco.corpus.python_stdlib(max_files=args.files, max_bytes=40_000)
+    source = ecco.corpus.python_stdlib(max_files=args.files, max_bytes=20_000)
     n_layers = lm.spec.stacks["decoder"].n_layers
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()

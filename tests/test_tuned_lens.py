@@ -159,6 +159,8 @@ def test_a_corpus_run_gives_the_same_evaluation_and_trains(gpt2, trained, tmp_pa
     run = gpt2.run_corpus(TEXTS, tmp_path / "run", hidden_states=True, activations=False, dtype="float32",
                           max_tokens=128, progress=False)
     from_run = ecco.evaluate_lens(gpt2, trained, run, printJson=True, progress=False)
+    from_folder = ecco.evaluate_lens(gpt2, trained, str(tmp_path / "run"), printJson=True, progress=False)
+    np.testing.assert_array_equal(from_folder["tuned_kl"], from_run["tuned_kl"])
     streamed = ecco.evaluate_lens(gpt2, trained, TEXTS, printJson=True, progress=False)
     assert from_run["part"] == streamed["part"] == "held_out"
     assert (from_run["n_tokens"], from_run["n_next"]) == (streamed["n_tokens"], streamed["n_next"])
@@ -285,5 +287,9 @@ def test_bad_lens_arguments(gpt2, tmp_path):
         ecco.train_lens(gpt2, TEXTS, lr=0, progress=False)
     with pytest.raises(ValueError, match="encoder-decoder"):
         ecco.train_lens(_lm("t5"), TEXTS, progress=False)
+    with pytest.raises(ValueError, match="more than tiny-gpt2 takes"):
+        ecco.train_lens(gpt2, TEXTS, max_tokens=4096, progress=False)
+    with pytest.raises(ValueError, match="batch_tokens=64 must be at least max_tokens=128"):
+        ecco.train_lens(gpt2, TEXTS, batch_tokens=64, progress=False)
     with pytest.raises(ValueError, match="no training tokens"):
         ecco.train_lens(gpt2, TEXTS[:1], held_out=0.99, progress=False)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..checks import as_int
 from ..corpus.api import model_limit
 from ..corpus.reader import Corpus
 from ..corpus.sources import as_source
+from ..corpus.store import MANIFEST
 from ..lens import LensHead
 from ..models.kinds import Kind
 from ..tuned.data import Split, count_tokens, run_batches, run_hidden_columns, source_batches, stream_engine
@@ -30,6 +33,8 @@ class _Data:
         self.lm = lm
         self.stack = lm.spec.kind.main_stack
         self.n_layers = lm.spec.stacks[self.stack].n_layers
+        if isinstance(data, (str, os.PathLike)) and (Path(data) / MANIFEST).is_file():
+            data = Corpus(data)  # the folder of a corpus run
         self.corpus = data if isinstance(data, Corpus) else None
         if self.corpus is not None:
             self._check_run(self.corpus)
@@ -37,8 +42,13 @@ class _Data:
             return
         self.source = as_source(data, text_column=text_column)
         self.description = dict(self.source.description)
-        self.max_tokens = min(512, model_limit(lm.runner, lm.tokenizer)) if max_tokens is None else max_tokens
-        self.overlap, self.batch_tokens = overlap, batch_tokens
+        limit = model_limit(lm.runner, lm.tokenizer)
+        self.max_tokens = min(512, limit) if max_tokens is None else as_int(max_tokens, "max_tokens", 1)
+        if self.max_tokens > limit:
+            raise ValueError(f"max_tokens={max_tokens} is more than {lm.model_name} takes ({limit} positions).")
+        self.batch_tokens = as_int(batch_tokens, "batch_tokens", self.max_tokens, None,
+                                   f"batch_tokens={batch_tokens} must be at least max_tokens={self.max_tokens}.")
+        self.overlap = as_int(overlap, "overlap", 0)
         self.engine = stream_engine(lm.runner, lm.tokenizer, self.stack)
 
     def _check_run(self, corpus: Corpus) -> None:

@@ -152,7 +152,7 @@ def load_experiment(out_dir: str | os.PathLike, lm: LM | None = None) -> experim
 def train_lens(
     lm: LM, data: object, *, held_out: float = 0.1, epochs: int = 1, lr: float = 2e-3, tokens: int | None = None,
     rows: int = 64, weight_decay: float = 0.0, seed: int = 0, text_column: str = "text",
-    max_tokens: int | None = None, overlap: int = 64, batch_tokens: int = 4096, progress: bool = True,
+    max_tokens: int | None = None, overlap: int = 64, batch_tokens: int = 1024, progress: bool = True,
     save: str | os.PathLike | None = None,
 ) -> TunedLens:
     """Train a tuned lens for ``lm``: one affine translator per layer (all but the last), starting
@@ -163,7 +163,8 @@ def train_lens(
     ``ecco.load_corpus``), read from disk a batch at a time; or anything ``lm.run_corpus`` takes
     as a source (a list of texts, a folder, a dataset, :func:`ecco.corpus.python_stdlib`), run
     through the model one batch at a time (``max_tokens``, ``overlap``, ``batch_tokens`` as in
-    ``run_corpus``; ``text_column`` for datasets). Either way the hidden states of the whole
+    ``run_corpus``, but 1024 tokens per forward pass by default: every layer's hidden states of
+    one pass are held while it is trained on; ``text_column`` for datasets). Either way the hidden states of the whole
     corpus are never in memory at once.
 
     A fraction ``held_out`` of the documents (chosen by a hash of the document id and ``seed``)
@@ -183,7 +184,7 @@ def train_lens(
 
 def evaluate_lens(
     lm: LM, lens: TunedLens | str | os.PathLike, data: object, *, tokens: int | None = None, rows: int = 512,
-    text_column: str = "text", max_tokens: int | None = None, overlap: int = 64, batch_tokens: int = 4096,
+    text_column: str = "text", max_tokens: int | None = None, overlap: int = 64, batch_tokens: int = 1024,
     progress: bool = True, printJson: bool = False, plot: bool = False,
 ):
     """How well the logit lens and ``lens`` (a trained lens or its path) read each layer of ``lm``

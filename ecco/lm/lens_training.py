@@ -106,7 +106,7 @@ def new_lens(lm: LM) -> TunedLens:
 def train_lens(
     lm: LM, data: object, *, held_out: float = 0.1, epochs: int = 1, lr: float = 2e-3, tokens: int | None = None,
     rows: int = 64, weight_decay: float = 0.0, seed: int = 0, text_column: str = "text", max_tokens: int | None = None,
-    overlap: int = 64, batch_tokens: int = 4096, progress: bool = True, save: str | os.PathLike | None = None,
+    overlap: int = 64, batch_tokens: int = 1024, progress: bool = True, save: str | os.PathLike | None = None,
 ) -> TunedLens:
     """Train a tuned lens for ``lm``: see :func:`ecco.train_lens`."""
     head = _head(lm, "A trained lens")
@@ -131,7 +131,7 @@ def train_lens(
 
 def evaluate_lens(
     lm: LM, lens: TunedLens | str | os.PathLike, data: object, *, tokens: int | None = None, rows: int = 512,
-    text_column: str = "text", max_tokens: int | None = None, overlap: int = 64, batch_tokens: int = 4096,
+    text_column: str = "text", max_tokens: int | None = None, overlap: int = 64, batch_tokens: int = 1024,
     progress: bool = True, printJson: bool = False, plot: bool = False,
 ):
     """Logit lens vs ``lens`` on held-out text: see :func:`ecco.evaluate_lens`."""

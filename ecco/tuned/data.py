@@ -149,7 +149,7 @@ def source_batches(engine: Engine, tokenizer: PreTrainedTokenizerBase, source: S
             order = np.lexsort((out.positions, out.doc_ids))
             following = np.empty(out.n_rows, dtype=np.int64)
             following[order] = next_ids(out.doc_ids[order], out.positions[order], out.token_ids[order])
-            hidden = torch.stack([out.arrays[c] for c in columns]).float()
+            hidden = torch.stack([out.arrays.pop(c) for c in columns]).float()  # one copy: the batch's own go
             yield from _pieces(hidden, torch.from_numpy(following), rows, rng, budget)
             if budget[0] is not None and budget[0] <= 0:
                 return

@@ -24,6 +24,7 @@ EXPECTED_VIEWS = {
     "11_karpathy_neurons.ipynb": ["neuron_dashboard", "nmf"],
     "12_faithful_attribution.ipynb": ["faithfulness", "attribution"],
     "13_causal_heathrow.ipynb": ["causal_trace", "logit_attribution", "intervention_diff"],
+    "14_tuned_lens.ipynb": ["rankings", "trajectory"],
 }
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 

@@ -98,8 +98,12 @@ class LensHead:
         weight = self._last_weight
         if weight is None:
             return 0.0, 0.0
-        weight = weight.detach().double()
-        return float(weight.sum()), float((weight * weight).sum())
+        total = squares = 0.0
+        for rows in weight.detach().split(4096):  # float64 a block at a time, not a copy of the whole head
+            block = rows.double()
+            total += float(block.sum())
+            squares += float((block * block).sum())
+        return total, squares
 
     @torch.no_grad()
     def __call__(self, hidden: torch.Tensor, final: bool) -> Logits:

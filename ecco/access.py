@@ -104,6 +104,10 @@ class LensReader:
     translate: lens.Translate | None
     name: str  # 'Logit lens' or 'Tuned lens', for titles
 
+    def heading(self, text: str) -> str:
+        """A view's title: ``text`` as the logit lens has always shown it, or marked as a trained lens's."""
+        return text if self.translate is None else f"{self.name}: {text[0].lower()}{text[1:]}"
+
 
 def lens_reader(record: Record, chosen: object = "logit") -> LensReader:
     """The lens a view asked for: ``'logit'``, a :class:`~ecco.tuned.lens.TunedLens`, or the path of

@@ -108,7 +108,9 @@ def test_views_read_through_the_trained_lens(gpt2, trained):
     expected = (probs > probs[:, chosen : chosen + 1]).sum(-1) + 1
     np.testing.assert_array_equal(ranks, expected.numpy())
     view = output.trajectories(lens=trained)
-    assert view.data["title"].startswith("Tuned lens")
+    assert view.data["title"].startswith("Tuned-lens trajectories")
+    assert output.rankings(lens=trained).data["title"].startswith("Tuned lens: rank of each output token")
+    assert output.rankings().data["title"].startswith("Rank of each output token")
 
 
 # ------------------------------------------------------------------ training and evaluation

@@ -59,7 +59,7 @@ def layer_predictions(
         "actual_by_layer": [
             {"layer": n, "prob": float(stats.probs[n, 0]), "rank": int(stats.ranks[n, 0])} for n in layers
         ],
-        "title": title(output, f"{reader.name}: predictions for position {position} at each layer", sequence),
+        "title": title(output, reader.heading(f"Predictions for position {position} at each layer"), sequence),
     }
     return View("layer_predictions", data)
 
@@ -89,9 +89,9 @@ def rankings(output: Record, printJson: bool = False, plot: bool = False, sequen
     if printJson:
         return {"output_tokens": texts, "rankings": stats.ranks.numpy()}
     if plot:
-        return rankings_figure(stats.ranks.numpy(), _layers(output), texts, f"{reader.name}: rank of each token at every layer")
+        return rankings_figure(stats.ranks.numpy(), _layers(output), texts, reader.heading("Rank of each token at every layer"))
     columns = [{"text": t, "id": int(i), "position": s.position} for t, i, s in zip(texts, ids, sites)]
-    heading = title(output, f"{reader.name}: rank of each output token per layer", sequence)
+    heading = title(output, reader.heading("Rank of each output token per layer"), sequence)
     return _rank_view(output, stats.ranks, stats.probs, columns, "Rank of each output token at every layer", heading)
 
 
@@ -127,7 +127,7 @@ def rankings_watch(
     if plot:
         return rankings_figure(ranks.numpy(), _layers(output), texts, caption)
     columns = [{"text": t, "id": i, "position": position} for t, i in zip(texts, ids)]
-    heading = title(output, f"{reader.name}: rank of watched tokens per layer", sequence)
+    heading = title(output, reader.heading("Rank of watched tokens per layer"), sequence)
     return _rank_view(output, ranks, probs, columns, caption, heading)
 
 
@@ -174,7 +174,7 @@ def trajectories(output: Record, plot: bool = False, sequence: int = 0, lens: ob
         "layers": t["layers"],
         "tokens": [{"text": text, "position": p} for text, p in zip(t["tokens"], t["positions"])],
         "series": [{"key": key, "label": label, "unit": unit, "values": t[key].T.tolist()} for key, label, unit in _SERIES],
-        "title": title(output, f"{t['lens']} trajectories", sequence),
+        "title": title(output, f"{t['lens'].replace(' ', '-')} trajectories", sequence),
     })
 
 

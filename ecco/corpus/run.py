@@ -37,7 +37,7 @@ from .store import (
 from .summaries import LensSummary, NeuronSummary, Summaries
 from .windows import Window, batches, windows_for
 
-_TOKENIZE_GROUP = 64  # documents tokenized per tokenizer call while planning
+TOKENIZE_GROUP = 64  # documents tokenized per tokenizer call while planning
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def plan_shards(
 
     for doc in source.documents():
         group.append(doc)
-        if len(group) == _TOKENIZE_GROUP:
+        if len(group) == TOKENIZE_GROUP:
             yield from flush()
     yield from flush()
     if current.n_docs:

@@ -18,12 +18,10 @@ from transformers import PreTrainedTokenizerBase
 
 from ..corpus.engine import CaptureSpec, Engine
 from ..corpus.reader import Corpus, next_ids
+from ..corpus.run import TOKENIZE_GROUP
 from ..corpus.sources import Source
 from ..corpus.windows import Window, batches, windows_for
 from ..runner import Runner
-
-PARTS = ("train", "held_out", "all")
-_TOKENIZE_GROUP = 64  # documents tokenized per call
 
 
 @dataclass(frozen=True)
@@ -157,7 +155,7 @@ def source_batches(engine: Engine, tokenizer: PreTrainedTokenizerBase, source: S
     for doc in source.documents():
         if split.keeps(doc.doc_id, part):
             group.append(doc)
-        if len(group) == _TOKENIZE_GROUP:
+        if len(group) == TOKENIZE_GROUP:
             yield from flush()
             if budget[0] is not None and budget[0] <= 0:
                 return

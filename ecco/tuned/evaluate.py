@@ -33,20 +33,6 @@ class LensEvaluation:
     model_name: str | None = None
     part: str = "all"  # which documents of the source: 'held_out' (the lens's own split) or 'all'
 
-    def to_json(self) -> dict:
-        """Plain lists and numbers."""
-        return {
-            "layers": list(self.layers),
-            "logit_kl": self.logit_kl.tolist(),
-            "tuned_kl": self.tuned_kl.tolist(),
-            "logit_ce": self.logit_ce.tolist(),
-            "tuned_ce": self.tuned_ce.tolist(),
-            "n_tokens": self.n_tokens,
-            "n_next": self.n_next,
-            "model_name": self.model_name,
-            "part": self.part,
-        }
-
 
 @torch.no_grad()
 def evaluate(head: LensHead, lens: TunedLens, batches: Iterable[HiddenBatch], total: int | None = None,
@@ -63,16 +49,18 @@ def evaluate(head: LensHead, lens: TunedLens, batches: Iterable[HiddenBatch], to
             targets = batch.next_ids[known].to(head.device)
             final_logits = head(hidden[-1], final=True)
             final = Final.of(final_logits)
-            translated = lens.translate(hidden[:-1])
-            for layer in range(n_layers):
-                for which, states in enumerate((hidden, translated)):
-                    last = layer == n_layers - 1
-                    logits = final_logits if last else head(states[layer], final=False)
+
+            def cross_entropy(logits: torch.Tensor, lse: torch.Tensor) -> float:
+                chosen = logits[known].gather(-1, targets[:, None])[:, 0]
+                return float((lse[known] - chosen).double().sum())
+
+            sums[2:, -1] += cross_entropy(final_logits, torch.logsumexp(final_logits, dim=-1))  # the model's own: both
+            for which, states in enumerate((hidden[:-1], lens.translate(hidden[:-1]))):
+                for layer in range(n_layers - 1):  # the last layer's KL to the final distribution is 0
+                    logits = head(states[layer], final=False)
                     lse = torch.logsumexp(logits, dim=-1)
-                    if not last:  # the final distribution's KL to itself is 0
-                        sums[which, layer] += float(final.kl(logits, lse).double().sum())
-                    chosen = logits[known].gather(-1, targets[:, None])[:, 0]
-                    sums[2 + which, layer] += float((lse[known] - chosen).double().sum())
+                    sums[which, layer] += float(final.kl(logits, lse).double().sum())
+                    sums[2 + which, layer] += cross_entropy(logits, lse)
             n_tokens += batch.n_tokens
             n_next += int(known.sum())
             bar.update(batch.n_tokens)
@@ -82,6 +70,6 @@ def evaluate(head: LensHead, lens: TunedLens, batches: Iterable[HiddenBatch], to
         raise ValueError("There is no text to evaluate on: the source is empty, or it is the lens's training source "
                          "and holds no held-out documents (train with held_out > 0).")
     means = sums[:2] / n_tokens
-    ce = sums[2:] / max(n_next, 1) if n_next else np.full((2, n_layers), np.nan)
+    ce = sums[2:] / n_next if n_next else np.full((2, n_layers), np.nan)
     return LensEvaluation(list(range(n_layers)), means[0], means[1], ce[0], ce[1], n_tokens, n_next,
                           lens.info.model_name, part)

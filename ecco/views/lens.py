@@ -2,6 +2,8 @@
 trajectories, as views, JSON data or matplotlib figures (see :mod:`ecco.lens` for the maths)."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import torch
 
@@ -189,8 +191,7 @@ def lens_evaluation_view(evaluation: LensEvaluation, printJson: bool = False, pl
     """Logit lens vs trained lens per layer (see :func:`ecco.evaluate_lens`): the trajectory view
     with one line per lens, KL to the final distribution and cross-entropy against the next token."""
     if printJson:
-        return {key: np.asarray(value) if key.endswith(("_kl", "_ce")) else value
-                for key, value in evaluation.to_json().items()}
+        return asdict(evaluation)
     series = {
         "KL to final (nats)": np.stack([evaluation.logit_kl, evaluation.tuned_kl], axis=1),
         "cross-entropy vs next token (nats)": np.stack([evaluation.logit_ce, evaluation.tuned_ce], axis=1),

@@ -115,7 +115,7 @@ def train_lens(
     options = TrainOptions(lr=lr, epochs=epochs, rows=rows, weight_decay=weight_decay, tokens=tokens, seed=seed)
     source = _Data(lm, data, text_column, max_tokens, overlap, batch_tokens)
     split = Split(float(held_out), seed)
-    lens = new_lens(lm)
+    lens = TunedLens(lens_info(lm, head))
 
     def record(history: list[list[float]]) -> None:
         lens.info.trained = True
